@@ -1,0 +1,72 @@
+"""Command line for the lab, shared by ``python -m devcloud`` and ``stackferry lab``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from devcloud.lab import Lab
+
+console = Console(soft_wrap=True)
+
+
+@click.group(help="The local two-cloud OpenStack lab (source c1, destination c2) on 127.0.0.1.")
+@click.option(
+    "--lab-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Lab folder (default: $STACKFERRY_LAB_DIR or .lab in the repository).",
+)
+@click.pass_context
+def lab(ctx: click.Context, lab_dir: Path | None) -> None:
+    ctx.obj = Lab(lab_dir, say=lambda m: console.print(m, highlight=False))
+
+
+@lab.command(help="Install if needed, start both clouds, wait until healthy. Idempotent.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait per step.")
+@click.pass_obj
+def up(the_lab: Lab, timeout: float) -> None:
+    try:
+        the_lab.up(timeout)
+    except (RuntimeError, TimeoutError, OSError, subprocess.CalledProcessError) as exc:
+        console.print(f"[red]lab up failed:[/red] {exc}")
+        sys.exit(1)
+
+
+@lab.command(help="Stop every process the lab started, by PID.")
+@click.option("--purge", is_flag=True, help="Also delete all cloud state (DBs, images, volumes).")
+@click.pass_obj
+def down(the_lab: Lab, purge: bool) -> None:
+    the_lab.down(purge)
+
+
+@lab.command(help="Show processes (with RSS) and the health of both clouds; exit 1 unless healthy.")
+@click.pass_obj
+def status(the_lab: Lab) -> None:
+    table = Table(title=f"lab processes ({the_lab.paths.root})")
+    for column in ("process", "pid", "state", "RSS MiB"):
+        table.add_column(column)
+    total = 0
+    for name, pid, alive, rss in the_lab.processes():
+        total += rss
+        table.add_row(
+            name, str(pid), "running" if alive else "[red]gone[/red]", f"{rss / 2**20:.0f}"
+        )
+    table.add_row("TOTAL", "", "", f"{total / 2**20:.0f}")
+    console.print(table)
+    healthy = True
+    for state in the_lab.health():
+        healthy &= state.healthy
+        colour = "green" if state.healthy else "red"
+        console.print(
+            f"[{colour}]{'healthy' if state.healthy else 'NOT healthy'}[/{colour}] "
+            f"{state.summary()}",
+            highlight=False,
+        )
+    console.print(f"clouds.yaml: {the_lab.paths.clouds_yaml}")
+    sys.exit(0 if healthy and the_lab.processes() else 1)

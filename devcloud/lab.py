@@ -1,0 +1,111 @@
+"""Bring the two-cloud lab up, report its state, and take it down."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from devcloud import health, infra, install, seed, services
+from devcloud.layout import CLOUDS, Cloud, LabPaths, default_lab_dir
+from devcloud.procs import ProcessTable, group_rss_bytes
+
+Say = Callable[[str], None]
+
+
+class Lab:
+    def __init__(self, root: Path | None = None, say: Say = print) -> None:
+        self.paths = LabPaths(root or default_lab_dir())
+        self.procs = ProcessTable(self.paths.pids)
+        self._t0 = time.monotonic()
+        self._say = say
+
+    def say(self, message: str) -> None:
+        self._say(f"[{time.monotonic() - self._t0:5.0f}s] {message}")
+
+    def _context(self, cloud: Cloud) -> services.Context:
+        ctx = services.Context(self.paths, self.procs, cloud)
+        for path in (ctx.state, ctx.logs, ctx.state / "lock"):
+            path.mkdir(parents=True, exist_ok=True)
+        return ctx
+
+    def up(self, timeout: float = 600) -> dict[str, float]:
+        """Install if needed and start both clouds; harmless when they already run."""
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self.paths.root.chmod(0o755)  # postgres runs as its own user and must reach pg/
+        t_install = time.monotonic()
+        installed = install.install(self.paths, self.say)
+        install_seconds = time.monotonic() - t_install
+        if installed:
+            self.say(f"installed in {install_seconds:.0f}s")
+        t_start = time.monotonic()
+        infra.start_postgres(self.paths, self.procs)
+        infra.start_rabbitmq(self.paths, self.procs)
+        self.say("postgres and rabbitmq up")
+        contexts = [self._context(cloud) for cloud in CLOUDS]
+        for ctx in contexts:
+            services.keystone(ctx)
+        seed.write_clouds_yaml(self.paths.clouds_yaml)
+        for ctx in contexts:
+            health.wait_api(ctx.cloud, "keystone", timeout)
+            seed.seed_identity(self.paths.clouds_yaml, ctx.cloud)
+            self.say(f"{ctx.cloud.name} keystone up and seeded")
+        for ctx in contexts:
+            for start in (services.glance, services.placement, services.neutron, services.cinder):
+                start(ctx)
+        for ctx in contexts:
+            health.wait_api(ctx.cloud, "placement", timeout)
+            health.wait_api(ctx.cloud, "neutron", timeout)
+            services.nova(ctx)
+        self.say("all services started; waiting until both clouds are healthy")
+        for ctx in contexts:
+            for service in ("glance", "nova", "cinder"):
+                health.wait_api(ctx.cloud, service, timeout)
+            state = health.wait_healthy(self.paths.clouds_yaml, ctx.cloud, timeout)
+            seed.seed_resources(self.paths.clouds_yaml, ctx.cloud)
+            self.say(state.summary())
+        start_seconds = time.monotonic() - t_start
+        timings = {
+            "install_seconds": round(install_seconds, 1),
+            "start_seconds": round(start_seconds, 1),
+            "installed": installed,
+        }
+        self.paths.timings.write_text(json.dumps(timings))
+        self.say(
+            f"lab up: install {install_seconds:.0f}s, start {start_seconds:.0f}s; "
+            f"OS_CLIENT_CONFIG_FILE={self.paths.clouds_yaml}"
+        )
+        return timings
+
+    def down(self, purge: bool = False) -> None:
+        """Stop exactly the processes this lab started, by PID; ``purge`` also drops all state."""
+        infra_names = {"postgres", "rabbitmq", "epmd"}
+        service_names = {e.name for e in self.procs.entries()} - infra_names
+        self.procs.stop(service_names, log=self.say)  # first the clients of the infrastructure
+        # SIGINT is postgres' "fast" shutdown: clean, without waiting for idle clients.
+        self.procs.stop(infra_names, signals={"postgres": signal.SIGINT}, log=self.say)
+        self.paths.pids.unlink(missing_ok=True)
+        if purge:
+            for cloud in CLOUDS:
+                shutil.rmtree(self.paths.root / cloud.name, ignore_errors=True)
+            for path in (self.paths.pg_data.parent, self.paths.rabbit_home, self.paths.logs):
+                shutil.rmtree(path, ignore_errors=True)
+            for path in (self.paths.clouds_yaml, self.paths.timings):
+                path.unlink(missing_ok=True)
+            self.say("state purged (the OpenStack virtualenv is kept)")
+
+    def processes(self) -> list[tuple[str, int, bool, int]]:
+        """(name, pid, alive, RSS bytes) of every process the lab recorded."""
+        return [
+            (e.name, e.pid, e.alive(), group_rss_bytes(e.pid) if e.alive() else 0)
+            for e in self.procs.entries()
+        ]
+
+    def health(self) -> list[health.Health]:
+        return [health.check(self.paths.clouds_yaml, cloud) for cloud in CLOUDS]
+
+    def is_healthy(self) -> bool:
+        return bool(self.procs.entries()) and all(h.healthy for h in self.health())

@@ -1,0 +1,115 @@
+"""Per-test tenants on the lab's clouds: a fresh project and member user, purged afterwards."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import openstack
+from openstack import exceptions
+
+from devcloud.layout import Cloud
+from devcloud.seed import connect
+from stackferry import sdk
+
+
+@dataclass
+class Tenant:
+    cloud: Cloud
+    admin: openstack.connection.Connection
+    conn: openstack.connection.Connection  # scoped to the tenant's project as its member user
+    project_id: str
+    project_name: str
+    user_id: str
+    user_name: str
+    password: str
+
+
+def unique_name(prefix: str = "sf") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def create_tenant(clouds_yaml: Path, cloud: Cloud) -> Tenant:
+    admin = connect(clouds_yaml, cloud.name)
+    name = unique_name("sf-test")
+    password = secrets.token_urlsafe(16)
+    idn = sdk.identity(admin)
+    project = idn.create_project(
+        name=name, domain_id="default", description="stackferry test tenant"
+    )
+    user = idn.create_user(
+        name=name, domain_id="default", password=password, default_project_id=project.id
+    )
+    idn.assign_project_role_to_user(project, user, idn.find_role("member", ignore_missing=False))
+    conn = openstack.connect(
+        auth_url=cloud.keystone_url,
+        username=name,
+        password=password,
+        project_name=name,
+        user_domain_id="default",
+        project_domain_id="default",
+        region_name=cloud.region,
+    )
+    return Tenant(cloud, admin, conn, project.id, name, user.id, name, password)
+
+
+def _wait_gone(fetch: Callable[[], object], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fetch()
+        except exceptions.NotFoundException:
+            return
+        time.sleep(1)
+
+
+def purge_tenant(tenant: Tenant) -> None:
+    """Delete everything the tenant owns, then the user and project; tolerant of leftovers."""
+    admin, pid = tenant.admin, tenant.project_id
+    for server in admin.compute.servers(all_projects=True, project_id=pid):
+        admin.compute.delete_server(server, force=False)
+    for server in admin.compute.servers(all_projects=True, project_id=pid):
+        _wait_gone(partial(admin.compute.get_server, server.id))
+    for keypair in tenant.conn.compute.keypairs():
+        tenant.conn.compute.delete_keypair(keypair)
+    for fip in admin.network.ips(project_id=pid):
+        admin.network.delete_ip(fip)
+    for router in admin.network.routers(project_id=pid):
+        for port in admin.network.ports(
+            device_id=router.id, device_owner="network:router_interface"
+        ):
+            admin.network.remove_interface_from_router(router, port=port.id)
+        if router.external_gateway_info:
+            admin.network.update_router(router, external_gateway_info={})
+        admin.network.delete_router(router)
+    for port in admin.network.ports(project_id=pid):
+        if not port.device_owner.startswith("network:dhcp"):
+            admin.network.delete_port(port)
+    for network in admin.network.networks(project_id=pid):
+        admin.network.delete_network(network)  # takes its subnets along
+    for group in admin.network.security_groups(project_id=pid):
+        if group.name != "default":
+            admin.network.delete_security_group(group)
+    volume_api, image_api = sdk.block_storage(admin), sdk.image(admin)
+    volumes = list(volume_api.volumes(all_projects=True, project_id=pid))
+    for snapshot in volume_api.snapshots(all_projects=True, project_id=pid):
+        volume_api.delete_snapshot(snapshot, force=True)
+        _wait_gone(partial(volume_api.get_snapshot, snapshot.id))
+    for volume in volumes:
+        volume_api.delete_volume(volume, force=True)
+    for volume in volumes:
+        _wait_gone(partial(volume_api.get_volume, volume.id))
+    for image in image_api.images(owner=pid):
+        if image.is_protected:
+            image_api.update_image(image, is_protected=False)
+        image_api.delete_image(image)
+    for group in admin.network.security_groups(project_id=pid):
+        admin.network.delete_security_group(group)
+    idn = sdk.identity(admin)
+    idn.delete_user(tenant.user_id, ignore_missing=True)
+    idn.delete_project(pid, ignore_missing=True)
