@@ -1,0 +1,174 @@
+"""Rendering for the terminal and for --format json; no logic, only presentation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stackferry.cloud import CallCounter
+from stackferry.engine.apply import Outcome
+from stackferry.engine.plan import Plan, Step
+from stackferry.engine.run import Verification
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+ACTION_STYLE = {
+    "create": "green",
+    "update": "yellow",
+    "unchanged": "dim",
+    "conflict": "red",
+    "blocked": "red",
+    "done": "green",
+    "failed": "red",
+}
+
+
+def _label(identity: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={v['name'] if isinstance(v, dict) and 'name' in v else v}"
+        for k, v in identity.items()
+    )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def plan_table(plan: Plan, show_unchanged: bool = False) -> Table:
+    table = Table(title="plan", show_lines=False)
+    for column in ("kind", "resource", "action", "details"):
+        table.add_column(column, overflow="fold")
+    for step in plan.steps:
+        if step.action == "unchanged" and not show_unchanged:
+            continue
+        details = step.reason or "; ".join(
+            f"{f}: {_short(old)} -> {_short(new)}" for f, (old, new) in step.changes.items()
+        )
+        style = ACTION_STYLE.get(step.action, "")
+        table.add_row(
+            step.resource.kind,
+            _label(step.resource.identity),
+            f"[{style}]{step.action}[/{style}]",
+            details,
+        )
+    return table
+
+
+def plan_summary(plan: Plan) -> str:
+    counts = plan.counts()
+    return ", ".join(f"{n} {a}" for a, n in counts.items() if n) or "nothing to do"
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(
+        {"summary": plan.counts(), "steps": [s.as_dict() for s in plan.steps]},
+        indent=2,
+        default=str,
+    )
+
+
+def outcome_table(plan: Plan, outcome: Outcome) -> Table:
+    table = Table(title="apply")
+    for column in ("kind", "resource", "action", "result", "destination ID / error"):
+        table.add_column(column, overflow="fold")
+    for step in plan.steps:
+        state = outcome.state.get(step.key, "?")
+        if state == "unchanged":
+            continue
+        style = ACTION_STYLE.get(state, "")
+        table.add_row(
+            step.resource.kind,
+            _label(step.resource.identity),
+            step.action,
+            f"[{style}]{state}[/{style}]",
+            outcome.error.get(step.key) or outcome.destination_id.get(step.key, ""),
+        )
+    return table
+
+
+def verification_text(result: Verification) -> str:
+    lines = [
+        f"compared {result.compared} resources: "
+        + (
+            "source and destination are equal"
+            if result.equal
+            else f"{sum(1 for d in result.differences if d.problem != 'extra')} difference(s)"
+        )
+    ]
+    for d in result.differences:
+        lines.append(f"  {d.problem:9} {d.kind} {_label(d.identity)}")
+        for name, values in d.fields.items():
+            lines.append(
+                f"            {name}: source {_short(values['source'])}, "
+                f"destination {_short(values['destination'])}"
+            )
+    lines.append("")
+    lines.append("ID map (source -> destination):")
+    for entry in result.id_map:
+        extra = "".join(
+            f"  {k}: {v['source']} -> {v['destination']}"
+            for k, v in entry.items()
+            if isinstance(v, dict) and "source" in v
+        )
+        lines.append(
+            f"  {entry['kind']} {_label(entry['identity'])}: "
+            f"{entry['source_id']} -> {entry['destination_id']}{extra}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def calls_table(counter: CallCounter) -> Table:
+    table = Table(title="API calls")
+    for column in ("cloud", "service", "method", "calls"):
+        table.add_column(column)
+    for cloud, service, method, n in counter.rows():
+        table.add_row(cloud, service, method, str(n))
+    return table
+
+
+class StepProgress:
+    """Live progress of apply: one bar per kind, with errors so far."""
+
+    def __init__(self, plan: Plan, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("{task.description:<20}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[errors]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet,
+        )
+        self.tasks: dict[str, Any] = {}
+        self.errors: dict[str, int] = {}
+        for step in plan.steps:
+            if step.action in ("create", "update"):
+                kind = step.resource.kind
+                if kind not in self.tasks:
+                    self.tasks[kind] = self.progress.add_task(kind, total=0, errors="")
+                    self.errors[kind] = 0
+                self.progress.update(
+                    self.tasks[kind], total=self.progress.tasks[self.tasks[kind]].total + 1
+                )
+
+    def __enter__(self) -> StepProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def __call__(self, step: Step, state: str) -> None:
+        task = self.tasks.get(step.resource.kind)
+        if task is None or state == "running":
+            return
+        if state in ("failed", "blocked"):
+            self.errors[step.resource.kind] += 1
+            self.progress.update(task, errors=f"[red]{self.errors[step.resource.kind]} failed")
+        self.progress.advance(task)

@@ -1,0 +1,117 @@
+"""Connecting to clouds the ecosystem's way (clouds.yaml, OS_CLOUD, OS_* variables), and
+counting every API call each connection makes, by service and HTTP method."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import openstack
+from keystoneauth1 import exceptions as ksa_exceptions
+from openstack import exceptions as sdk_exceptions
+from openstack.connection import Connection
+
+from stackferry.engine.errors import CloudError
+
+SERVICE_TYPES = ("identity", "compute", "network", "image", "block-storage", "placement")
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class CallCounter:
+    """API calls per (cloud, service, method); fed by a response hook on each session."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def attach(self, label: str, conn: Connection) -> None:
+        prefixes: list[tuple[str, str]] = []
+
+        def service_of(url: str) -> str:
+            if not prefixes:
+                for service_type in SERVICE_TYPES:
+                    try:
+                        endpoint = conn.endpoint_for(service_type)
+                    except Exception:  # a service this cloud lacks: nothing to count
+                        continue
+                    if endpoint:
+                        parts = urlsplit(endpoint)
+                        prefixes.append((f"{parts.scheme}://{parts.netloc}", service_type))
+            return next((s for p, s in prefixes if url.startswith(p)), "other")
+
+        def hook(response: Any, *args: Any, **kwargs: Any) -> None:
+            method = response.request.method
+            service = "identity" if "/v3/auth/tokens" in response.url else None
+            with self._lock:
+                self.calls[(label, service or service_of(response.url), method)] += 1
+
+        conn.session.session.hooks["response"].append(hook)
+
+    def writes(self, label: str | None = None) -> int:
+        return sum(
+            n
+            for (cloud, _, method), n in self.calls.items()
+            if method in WRITE_METHODS and (label is None or cloud == label)
+        )
+
+    def total(self, label: str | None = None) -> int:
+        return sum(n for (cloud, _, _), n in self.calls.items() if label is None or cloud == label)
+
+    def rows(self) -> list[tuple[str, str, str, int]]:
+        return [(c, s, m, n) for (c, s, m), n in sorted(self.calls.items())]
+
+
+def connect(cloud: str | None, counter: CallCounter | None = None, label: str = "") -> Connection:
+    """Open and authenticate a connection; wrong credentials or an unreachable cloud become a
+    CloudError naming the cloud and the cause, before anything else is attempted."""
+    name = cloud or "(OS_CLOUD / OS_* environment)"
+    try:
+        conn = openstack.connect(cloud=cloud) if cloud else openstack.connect()
+        conn.authorize()
+    except ksa_exceptions.Unauthorized as exc:
+        raise CloudError(
+            f"cloud {name}: the credentials were refused (HTTP 401): {exc}. "
+            "Check username, password, project and domains in clouds.yaml."
+        ) from None
+    except (
+        ksa_exceptions.ConnectFailure,
+        ksa_exceptions.ConnectTimeout,
+        ksa_exceptions.DiscoveryFailure,
+    ) as exc:
+        raise CloudError(
+            f"cloud {name}: cannot reach the identity service: {exc}. "
+            "Check auth_url and that the cloud is up."
+        ) from None
+    except (sdk_exceptions.ConfigException, ksa_exceptions.MissingRequiredOptions) as exc:
+        raise CloudError(f"cloud {name}: not configured: {exc}") from None
+    except sdk_exceptions.HttpException as exc:
+        raise CloudError(f"cloud {name}: {exc}") from None
+    if counter is not None:
+        counter.attach(label or name, conn)
+    return conn
+
+
+def is_admin(conn: Connection) -> bool:
+    try:
+        roles = cast(Any, conn.session.auth).get_access(conn.session).role_names
+    except Exception:
+        return False
+    return "admin" in roles
+
+
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the cloud was briefly unable, not the request being wrong."""
+    if isinstance(exc, sdk_exceptions.HttpException):
+        return exc.status_code in TRANSIENT_STATUS
+    return isinstance(
+        exc,
+        ksa_exceptions.ConnectFailure
+        | ksa_exceptions.ConnectTimeout
+        | ksa_exceptions.RetriableConnectionFailure
+        | ConnectionError,
+    )

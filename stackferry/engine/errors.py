@@ -1,0 +1,15 @@
+"""Errors that reach the operator: each names its cause and what to do about it."""
+
+from __future__ import annotations
+
+
+class StackferryError(Exception):
+    """An error the operator can act on; printed without a traceback, exit code 2."""
+
+
+class WorkdirError(StackferryError):
+    """A workdir file is missing, malformed, of an unknown format version, or invalid."""
+
+
+class CloudError(StackferryError):
+    """A cloud cannot be reached or refuses our credentials."""

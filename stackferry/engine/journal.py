@@ -1,0 +1,137 @@
+"""The journal: every step apply takes, in an SQLite file in the workdir.
+
+A step is recorded as ``running`` before its first write call and as ``done`` (with the
+destination ID) or ``failed`` (with the API's message) after. SQLite commits survive kill -9,
+so a re-run knows what was in flight. The destination itself stays the source of truth: a
+re-run re-plans against it, so a lost journal costs a report, never a duplicate.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    command TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    action TEXT NOT NULL,
+    state TEXT NOT NULL,
+    source_id TEXT,
+    destination_id TEXT,
+    error TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    PRIMARY KEY (run_id, key)
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    run_id: int
+    key: str
+    kind: str
+    action: str
+    state: str
+    source_id: str | None
+    destination_id: str | None
+    error: str | None
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        if not existed:
+            path.chmod(0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self.run_id: int | None = None
+
+    def start_run(self, command: str) -> int:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO runs (command, started_at) VALUES (?, ?)", (command, _now())
+            )
+            self.run_id = int(cur.lastrowid or 0)
+        return self.run_id
+
+    def finish_run(self, outcome: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?",
+                (_now(), outcome, self.run_id),
+            )
+
+    def step_started(self, key: str, kind: str, action: str, source_id: str | None) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO steps (run_id, key, kind, action, state, source_id, "
+                "started_at) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (self.run_id, key, kind, action, source_id, _now()),
+            )
+
+    def step_finished(
+        self, key: str, state: str, destination_id: str | None = None, error: str | None = None
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE steps SET state = ?, destination_id = ?, error = ?, finished_at = ? "
+                "WHERE run_id = ? AND key = ?",
+                (state, destination_id, error, _now(), self.run_id, key),
+            )
+
+    def step_skipped(
+        self,
+        key: str,
+        kind: str,
+        action: str,
+        state: str,
+        source_id: str | None,
+        error: str | None = None,
+    ) -> None:
+        """Record a step that made no call: unchanged, blocked, or a conflict."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO steps (run_id, key, kind, action, state, source_id, "
+                "error, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.run_id, key, kind, action, state, source_id, error, _now(), _now()),
+            )
+
+    def interrupted(self) -> list[StepRecord]:
+        """Steps left ``running`` by an earlier run that never finished them."""
+        rows = self._db.execute(
+            "SELECT run_id, key, kind, action, state, source_id, destination_id, error "
+            "FROM steps WHERE state = 'running' AND run_id != ?",
+            (self.run_id or -1,),
+        )
+        return [StepRecord(*row) for row in rows]
+
+    def steps(self, run_id: int | None = None) -> list[StepRecord]:
+        rows = self._db.execute(
+            "SELECT run_id, key, kind, action, state, source_id, destination_id, error "
+            "FROM steps WHERE run_id = ? ORDER BY started_at",
+            (run_id or self.run_id,),
+        )
+        return [StepRecord(*row) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,129 @@
+"""Plan: compare the desired resources with the destination, one list call per kind.
+
+Each resource gets one action: ``create``, ``update`` (with the changed fields), ``unchanged``,
+``conflict`` (a field that cannot change in place differs) or ``blocked`` (something it
+references is neither in the workdir nor in the destination).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackferry.engine.model import Resource, identity_key
+from stackferry.engine.registry import Registry
+from stackferry.kinds.base import Context, Kind, get_ref, iter_ref_values
+
+ACTIONS = ("create", "update", "unchanged", "conflict", "blocked")
+
+
+@dataclass
+class Step:
+    resource: Resource
+    action: str
+    current: Resource | None = None
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    reason: str = ""
+    needs: list[str] = field(default_factory=list)  # keys of resources this one references
+
+    @property
+    def key(self) -> str:
+        return self.resource.key
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.resource.kind,
+            "identity": self.resource.identity,
+            "action": self.action,
+            "changes": {
+                k: {"destination": old, "desired": new} for k, (old, new) in self.changes.items()
+            },
+            "reason": self.reason,
+            "destination_id": self.current.id if self.current else None,
+        }
+
+
+@dataclass
+class Plan:
+    steps: list[Step]
+    tenant_exists: bool
+
+    def counts(self) -> dict[str, int]:
+        return {a: sum(1 for s in self.steps if s.action == a) for a in ACTIONS}
+
+    @property
+    def writes_needed(self) -> bool:
+        return any(s.action in ("create", "update") for s in self.steps)
+
+
+def references(kind: Kind, resource: Resource) -> list[str]:
+    keys = []
+    for ref in kind.refs:
+        for container, key in iter_ref_values(resource.params, ref.path):
+            value = get_ref(container, key)
+            if isinstance(value, dict):
+                keys.append(identity_key(ref.kind, value))
+    return keys
+
+
+def read_destination(
+    registry: Registry, kinds: list[Kind], ctx: Context
+) -> dict[str, dict[str, Resource]]:
+    """Read every kind the plan needs from the destination, in dependency order."""
+    current: dict[str, dict[str, Resource]] = {}
+    for kind in kinds:
+        if kind.in_project and ctx.tenant.id is None:
+            current[kind.name] = {}  # the tenant does not exist yet: nothing of it can
+            continue
+        current[kind.name] = {r.key: r for r in kind.read(ctx)}
+        if getattr(kind, "defines_tenant", False):
+            ctx.tenant.id = ctx.ids.id(
+                kind.name, {"name": ctx.tenant.name, "domain": ctx.tenant.domain}
+            )
+    return current
+
+
+def make_plan(
+    registry: Registry,
+    chosen: list[Kind],
+    desired: dict[str, list[Resource]],
+    current: dict[str, dict[str, Resource]],
+    tenant_key: str | None,
+) -> Plan:
+    known = {key for by_key in current.values() for key in by_key}
+    planned = {r.key for k in chosen for r in desired.get(k.name, [])}
+    steps: list[Step] = []
+    for kind in chosen:
+        if getattr(kind, "lookup_only", False):
+            continue
+        for resource in desired.get(kind.name, []):
+            needs = references(kind, resource) + kind.extra_needs(resource)
+            if kind.in_project and tenant_key and tenant_key != resource.key:
+                needs.append(tenant_key)
+            missing = [k for k in needs if k not in known and k not in planned]
+            existing = current.get(kind.name, {}).get(resource.key)
+            step = Step(resource, "create", existing, needs=needs)
+            if missing:
+                step.action = "blocked"
+                step.reason = (
+                    "needs "
+                    + ", ".join(missing)
+                    + ", which is neither in the workdir nor in the destination"
+                )
+            elif existing is not None:
+                changed = kind.changed_fields(resource.params, existing.params)
+                step.changes = {
+                    f: (existing.params.get(f), resource.params.get(f)) for f in sorted(changed)
+                }
+                frozen = changed & kind.immutable
+                if frozen:
+                    step.action = "conflict"
+                    step.reason = (
+                        f"{', '.join(sorted(frozen))} differ(s) and cannot be changed "
+                        "in place; change the workdir or the destination by hand"
+                    )
+                else:
+                    step.action = "update" if changed else "unchanged"
+            steps.append(step)
+    tenant_exists = tenant_key is not None and tenant_key in known
+    return Plan(steps, tenant_exists)

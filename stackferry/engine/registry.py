@@ -1,0 +1,62 @@
+"""The set of kinds a run works with, in dependency order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from stackferry.engine.errors import StackferryError
+from stackferry.kinds.base import Kind
+
+
+class Registry:
+    def __init__(self, kinds: Iterable[Kind]) -> None:
+        self._kinds = {k.name: k for k in kinds}
+        self.ordered: list[Kind] = self._topological()
+
+    def __getitem__(self, name: str) -> Kind:
+        return self._kinds[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._kinds
+
+    @property
+    def names(self) -> list[str]:
+        return [k.name for k in self.ordered]
+
+    def by_plural(self, plural: str) -> Kind | None:
+        return next((k for k in self.ordered if k.plural == plural), None)
+
+    def dependencies(self, kind: Kind) -> set[str]:
+        """Declared dependencies, plus the tenant's kind for every kind living in the tenant."""
+        tenant_kinds = {k.name for k in self._kinds.values() if getattr(k, "defines_tenant", False)}
+        extra = tenant_kinds - {kind.name} if kind.in_project else set()
+        return (kind.depends_on() | extra) & self._kinds.keys()
+
+    def _topological(self) -> list[Kind]:
+        declared = list(self._kinds.values())
+        done: list[Kind] = []
+        placed: set[str] = set()
+        while len(done) < len(declared):
+            ready = [k for k in declared if k.name not in placed and self.dependencies(k) <= placed]
+            if not ready:
+                cycle = sorted(k.name for k in declared if k.name not in placed)
+                raise StackferryError(f"kinds depend on each other in a cycle: {cycle}")
+            for kind in ready:
+                done.append(kind)
+                placed.add(kind.name)
+        return done
+
+    def select(self, only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Kind]:
+        """Kinds chosen with --only/--skip (names or plurals), plus the lookups they need."""
+        unknown = [n for n in [*only, *skip] if n not in self._kinds and not self.by_plural(n)]
+        if unknown:
+            raise StackferryError(
+                f"unknown kind(s) {', '.join(unknown)}; known: {', '.join(self.names)}"
+            )
+
+        def norm(names: Sequence[str]) -> set[str]:
+            return {n if n in self._kinds else self.by_plural(n).name for n in names}  # type: ignore[union-attr]
+
+        chosen = norm(only) if only else set(self._kinds)
+        chosen -= norm(skip)
+        return [k for k in self.ordered if k.name in chosen or getattr(k, "lookup_only", False)]

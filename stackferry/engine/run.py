@@ -1,0 +1,222 @@
+"""The four operations an operator runs, composed from the engine's pieces."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from openstack.connection import Connection
+
+from stackferry.cloud import is_admin
+from stackferry.engine.apply import Executor, Outcome, Progress
+from stackferry.engine.errors import StackferryError
+from stackferry.engine.journal import Journal
+from stackferry.engine.mapping import Mapping
+from stackferry.engine.model import Resource, identity_key
+from stackferry.engine.plan import Plan, make_plan, read_destination
+from stackferry.engine.registry import Registry
+from stackferry.engine.workdir import Workdir, write_atomic
+from stackferry.kinds.base import Context, Kind, Tenant
+
+
+def _tenant_kind(registry: Registry) -> Kind | None:
+    return next((k for k in registry.ordered if getattr(k, "defines_tenant", False)), None)
+
+
+def _reading_set(registry: Registry, chosen: list[Kind]) -> list[Kind]:
+    """What must be read to resolve the chosen kinds: them, their dependencies, lookups and
+    the kinds that find the tenant."""
+    wanted = {k.name for k in chosen}
+    grew = True
+    while grew:
+        more = {d for n in wanted for d in registry.dependencies(registry[n])}
+        grew = not more <= wanted
+        wanted |= more
+    tenant = _tenant_kind(registry)
+    if tenant:
+        wanted |= {tenant.name} | registry.dependencies(tenant)
+    return [k for k in registry.ordered if k.name in wanted or getattr(k, "lookup_only", False)]
+
+
+def read_tenant(
+    registry: Registry, conn: Connection, tenant: Tenant, kinds: list[Kind]
+) -> tuple[Context, dict[str, list[Resource]]]:
+    """Read the tenant's resources of ``kinds`` (and what they reference) from one cloud."""
+    ctx = Context(conn, Tenant(tenant.name, tenant.domain), is_admin=is_admin(conn))
+    found: dict[str, list[Resource]] = {}
+    tenant_kind = _tenant_kind(registry)
+    for kind in _reading_set(registry, kinds):
+        if kind.in_project and ctx.tenant.id is None:
+            found[kind.name] = []
+            continue
+        found[kind.name] = kind.read(ctx)
+        if tenant_kind is not None and kind.name == tenant_kind.name:
+            ctx.tenant.id = ctx.ids.id(kind.name, {"name": tenant.name, "domain": tenant.domain})
+    return ctx, found
+
+
+def export(
+    registry: Registry,
+    conn: Connection,
+    tenant: Tenant,
+    kinds: list[Kind],
+    workdir: Path,
+    cloud_label: str,
+) -> Workdir:
+    ctx, found = read_tenant(registry, conn, tenant, kinds)
+    if ctx.tenant.id is None:
+        raise StackferryError(
+            f"project {tenant.name!r} in domain {tenant.domain!r} does not "
+            f"exist in cloud {cloud_label} (or these credentials cannot see it)"
+        )
+    duplicates = []
+    for kind in kinds:
+        seen: set[str] = set()
+        for r in found.get(kind.name, []):
+            if r.key in seen:
+                duplicates.append(f"{kind.plural}: more than one with identity {r.identity}")
+            seen.add(r.key)
+    if duplicates:
+        raise StackferryError(
+            "stackferry names resources by their identity, which must be unique; rename these "
+            "in the source (or skip the kind):\n  " + "\n  ".join(duplicates)
+        )
+    wd = Workdir(workdir)
+    wd.resources = {
+        k.name: found.get(k.name, []) for k in kinds if not getattr(k, "lookup_only", False)
+    }
+    wd.save(registry, tenant, cloud_label, kinds)
+    return wd
+
+
+@dataclass
+class Planned:
+    plan: Plan
+    ctx: Context
+    tenant: Tenant
+    chosen: list[Kind]
+
+
+def plan(
+    registry: Registry, wd: Workdir, conn: Connection, kinds: list[Kind], mapping: Mapping
+) -> Planned:
+    assert wd.tenant is not None
+    tenant = mapping.tenant(wd.tenant)
+    chosen = [k for k in kinds if k.name in wd.resources or getattr(k, "lookup_only", False)]
+    desired = mapping.apply(
+        registry,
+        {
+            k.name: wd.resources.get(k.name, [])
+            for k in chosen
+            if not getattr(k, "lookup_only", False)
+        },
+    )
+    ctx = Context(conn, Tenant(tenant.name, tenant.domain), is_admin=is_admin(conn))
+    current = read_destination(registry, _reading_set(registry, chosen), ctx)
+    tenant_kind = _tenant_kind(registry)
+    tenant_key = (
+        identity_key(tenant_kind.name, {"name": tenant.name, "domain": tenant.domain})
+        if tenant_kind
+        else None
+    )
+    return Planned(make_plan(registry, chosen, desired, current, tenant_key), ctx, tenant, chosen)
+
+
+def apply(
+    registry: Registry,
+    planned: Planned,
+    journal: Journal,
+    parallel: int,
+    progress: Progress | None = None,
+) -> Outcome:
+    tenant_kind = _tenant_kind(registry)
+    executor = Executor(
+        registry,
+        planned.ctx,
+        journal,
+        parallel,
+        progress,
+        tenant_kind.name if tenant_kind else None,
+    )
+    return executor.run(planned.plan)
+
+
+@dataclass
+class Difference:
+    kind: str
+    identity: dict[str, Any]
+    problem: str  # missing / different / extra
+    fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Verification:
+    differences: list[Difference]
+    compared: int
+    id_map: list[dict[str, Any]]
+
+    @property
+    def equal(self) -> bool:
+        return not [d for d in self.differences if d.problem != "extra"]
+
+
+def verify(
+    registry: Registry,
+    source: dict[str, list[Resource]],
+    mapping: Mapping,
+    conn: Connection,
+    tenant: Tenant,
+    kinds: list[Kind],
+) -> Verification:
+    """Compare the source's resources (live or from the workdir) with the destination's."""
+    chosen = [k for k in kinds if not getattr(k, "lookup_only", False)]
+    desired = mapping.apply(registry, {k.name: source.get(k.name, []) for k in chosen})
+    target = mapping.tenant(tenant)
+    _, found = read_tenant(registry, conn, target, chosen)
+    differences: list[Difference] = []
+    id_map: list[dict[str, Any]] = []
+    compared = 0
+    for kind in chosen:
+        have = {r.key: r for r in found.get(kind.name, [])}
+        for want in desired.get(kind.name, []):
+            compared += 1
+            got = have.pop(want.key, None)
+            if got is None:
+                differences.append(Difference(kind.name, want.identity, "missing"))
+                continue
+            entry: dict[str, Any] = {
+                "kind": kind.name,
+                "identity": want.identity,
+                "source_id": want.id,
+                "destination_id": got.id,
+            }
+            for fact in getattr(kind, "mapped_facts", ()):
+                entry[fact] = {"source": want.facts.get(fact), "destination": got.facts.get(fact)}
+            id_map.append(entry)
+            changed = kind.changed_fields(want.params, got.params)
+            if changed:
+                differences.append(
+                    Difference(
+                        kind.name,
+                        want.identity,
+                        "different",
+                        {
+                            f: {"source": want.params.get(f), "destination": got.params.get(f)}
+                            for f in sorted(changed)
+                        },
+                    )
+                )
+        for extra in have.values():
+            differences.append(Difference(kind.name, extra.identity, "extra"))
+    return Verification(differences, compared, id_map)
+
+
+def write_report(wd: Workdir, name: str, document: dict[str, Any], text: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = wd.reports / f"{name}-{stamp}"
+    write_atomic(base.with_suffix(".json"), json.dumps(document, indent=2, default=str))
+    write_atomic(base.with_suffix(".txt"), text)
+    return base.with_suffix(".json")

@@ -1,0 +1,1 @@
+"""Resource kinds, one small declarative module each; ``catalog.py`` lists them."""

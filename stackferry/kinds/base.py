@@ -1,0 +1,197 @@
+"""What a resource kind declares, and the contexts the engine hands it.
+
+A kind is a small declarative class: its identity fields, the JSON Schema of its portable
+params, the params that hold references to other kinds, which params cannot change after
+creation, and four operations - read (list a whole scope at once), create, update and, when
+plain equality is wrong for it, normalise. The engine does the rest: ordering, concurrency,
+retries, the journal, plans and reports.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from openstack.connection import Connection
+
+from stackferry.engine.model import Params, Resource, identity_key
+
+# neutron resources stackferry creates carry this tag, so they are recognised as ours even
+# when the journal is lost; it is never exported and never compared.
+MARKER_TAG = "stackferry"
+
+
+@dataclass(frozen=True)
+class RefSpec:
+    """A param holding a reference: ``path`` is dotted, ``[]`` walks into lists of dicts."""
+
+    path: str
+    kind: str
+
+
+def iter_ref_values(params: Params, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Yield (container, key) for every place ``path`` names in ``params``."""
+    head, _, rest = path.partition(".")
+    many = head.endswith("[]")
+    name = head[:-2] if many else head
+    if name not in params or params[name] is None:
+        return
+    if not rest:
+        if many:
+            for i in range(len(params[name])):
+                yield params[name], str(i)  # lists: container is the list, key the index
+        else:
+            yield params, name
+        return
+    children = params[name] if many else [params[name]]
+    for child in children:
+        if isinstance(child, dict):
+            yield from iter_ref_values(child, rest)
+
+
+def get_ref(container: Any, key: str) -> Any:
+    return container[int(key)] if isinstance(container, list) else container[key]
+
+
+def set_ref(container: Any, key: str, value: Any) -> None:
+    if isinstance(container, list):
+        container[int(key)] = value
+    else:
+        container[key] = value
+
+
+@dataclass
+class Tenant:
+    """The project being migrated, as named in one cloud, with its ID there once known."""
+
+    name: str
+    domain: str
+    id: str | None = None
+    domain_id: str | None = None
+
+
+class IdIndex:
+    """Two-way map between cloud IDs and portable identities, per kind, for one cloud."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[tuple[str, str], dict[str, Any]] = {}
+        self._by_key: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, cloud_id: str, identity: dict[str, Any]) -> None:
+        with self._lock:
+            self._by_id[(kind, cloud_id)] = identity
+            self._by_key[identity_key(kind, identity)] = cloud_id
+
+    def identity(self, kind: str, cloud_id: str) -> dict[str, Any] | None:
+        return self._by_id.get((kind, cloud_id))
+
+    def id(self, kind: str, identity: dict[str, Any]) -> str | None:
+        return self._by_key.get(identity_key(kind, identity))
+
+
+@dataclass
+class Context:
+    """One cloud as a kind sees it: a connection, the tenant, and the ID index so far."""
+
+    conn: Connection
+    tenant: Tenant
+    ids: IdIndex = field(default_factory=IdIndex)
+    is_admin: bool = False
+    project_conns: dict[str, Connection] = field(default_factory=dict)
+
+    def ref(self, kind: str, cloud_id: str | None) -> dict[str, Any] | None:
+        """The identity for an ID read from this cloud (None stays None)."""
+        if cloud_id is None:
+            return None
+        identity = self.ids.identity(kind, cloud_id)
+        if identity is None:
+            raise LookupError(f"{kind} {cloud_id} is referenced but was not read")
+        return identity
+
+    def resolve(self, kind: str, identity: dict[str, Any] | None) -> str | None:
+        """The ID in this cloud of a referenced resource (None stays None)."""
+        if identity is None:
+            return None
+        cloud_id = self.ids.id(kind, identity)
+        if cloud_id is None:
+            raise LookupError(f"{identity_key(kind, identity)} does not exist here")
+        return cloud_id
+
+    @property
+    def project_id(self) -> str:
+        if self.tenant.id is None:
+            raise LookupError(f"project {self.tenant.name} does not exist here yet")
+        return self.tenant.id
+
+
+class Kind:
+    name: ClassVar[str]
+    plural: ClassVar[str]
+    description: ClassVar[str] = ""
+    identity_fields: ClassVar[tuple[str, ...]] = ("name",)
+    params_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    refs: ClassVar[tuple[RefSpec, ...]] = ()
+    # Params that cannot be changed in place: a difference there is a conflict, not an update.
+    immutable: ClassVar[frozenset[str]] = frozenset()
+    # Kinds that must be applied before this one though no param references them.
+    after: ClassVar[tuple[str, ...]] = ()
+    # Kinds whose resources live inside the tenant project (need its destination ID).
+    in_project: ClassVar[bool] = True
+    needs_admin: ClassVar[bool] = False
+
+    # Optional declarations, read by the engine with defaults when absent:
+    #   lookup_only = True      read to resolve references, never exported nor created
+    #   defines_tenant = True   this kind's resource named like the tenant is the tenant
+    #   mapping_category = "…"  the mapping file's table that renames this kind's names
+    #   mapped_values = ((path, category), ...)  plain params renamed by the mapping
+
+    @classmethod
+    def depends_on(cls) -> set[str]:
+        return ({r.kind for r in cls.refs} | set(cls.after)) - {cls.name}
+
+    def extra_needs(self, resource: Resource) -> list[str]:
+        """Keys of resources this one needs that no param references (e.g. its domain)."""
+        return []
+
+    def read(self, ctx: Context) -> list[Resource]:
+        """Every resource of this kind in ctx's scope, with list calls (never one GET each).
+        Must add each resource's ID to ``ctx.ids`` and put it in ``facts["id"]``."""
+        raise NotImplementedError
+
+    def create(self, ctx: Context, resource: Resource) -> str:
+        """Create the resource (references already resolvable in ``ctx``); return its ID."""
+        raise NotImplementedError
+
+    def update(
+        self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
+    ) -> None:
+        """Bring ``current`` to ``resource.params`` for the params named in ``changed``."""
+        raise NotImplementedError
+
+    def normalise(self, params: Params) -> Params:
+        """Canonical form for comparison (sorted lists, defaults filled); default: as is."""
+        return params
+
+    def changed_fields(self, desired: Params, current: Params) -> set[str]:
+        want, have = self.normalise(desired), self.normalise(current)
+        return {k for k in want if want.get(k) != have.get(k)}
+
+    def resource(
+        self, identity: dict[str, Any], params: Params, cloud_id: str, ctx: Context, **facts: Any
+    ) -> Resource:
+        """Build a read resource and index its ID: the one way kinds report what they read."""
+        ctx.ids.add(self.name, cloud_id, identity)
+        return Resource(self.name, identity, params, {"id": cloud_id, **facts})
+
+
+def without_marker(tags: list[str] | None) -> list[str]:
+    """Tags as exported and compared: ours left out."""
+    return sorted(t for t in (tags or []) if t != MARKER_TAG)
+
+
+def with_marker(params: Params) -> list[str]:
+    """Tags as written to the destination: the resource's own, plus ours."""
+    return [*params.get("tags", []), MARKER_TAG]
