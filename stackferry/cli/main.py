@@ -241,10 +241,26 @@ def _apply(
         for x in ("done", "unchanged", "failed", "blocked", "conflict")
         if states.count(x)
     )
-    render.console.print(
-        f"apply: {summary or 'nothing to do'}; "
-        f"{counter.writes('destination')} write call(s) to {dst}"
-    )
+    writes = counter.writes("destination")
+    line = f"apply: {summary or 'nothing to do'}; {writes} write call(s) to {dst}"
+    render.console.print(line)
+    report = {
+        "summary": {x: states.count(x) for x in set(states) if x},
+        "write_calls": writes,
+        "steps": [
+            {
+                **s.as_dict(),
+                "result": outcome.state.get(s.key),
+                "destination_id": outcome.destination_id.get(s.key),
+                "error": outcome.error.get(s.key),
+            }
+            for s in planned.plan.steps
+        ],
+        "api_calls": [
+            {"cloud": c, "service": sv, "method": m, "calls": n} for c, sv, m, n in counter.rows()
+        ],
+    }
+    run.write_report(wd, "apply", report, line + "\n")
     return not outcome.failed
 
 

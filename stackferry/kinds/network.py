@@ -109,9 +109,9 @@ class Network(Kind):
         network = ctx.conn.network.create_network(
             name=resource.identity["name"],
             project_id=ctx.project_id,
-            tags=with_marker(params),
             **body,
         )
+        ctx.conn.network.set_tags(network, with_marker(params))  # neutron refuses tags in POST
         return str(network.id)
 
     def update(

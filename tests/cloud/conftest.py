@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from devcloud.lab import Lab
 from devcloud.layout import CLOUDS, DESTINATION, SOURCE
-from tests.cloud.tenants import Tenant, create_tenant, purge_tenant
+from tests.cloud.migration import Migration
+from tests.cloud.tenants import Tenant, create_tenant, purge_project_named, purge_tenant
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -56,3 +58,11 @@ def source_tenant(lab: Lab) -> Iterator[Tenant]:
 @pytest.fixture
 def destination_tenant(lab: Lab) -> Iterator[Tenant]:
     yield from _tenant(lab, DESTINATION.name)
+
+
+@pytest.fixture
+def migration(lab: Lab, source_tenant: Tenant, tmp_path: Path) -> Iterator[Migration]:
+    """A source tenant to migrate to the destination cloud under the same project name; the
+    destination project stackferry creates (and everything in it) is purged afterwards."""
+    yield Migration(lab.paths.clouds_yaml, source_tenant, tmp_path / "workdir")
+    purge_project_named(lab.paths.clouds_yaml, DESTINATION, source_tenant.project_name)

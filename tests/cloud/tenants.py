@@ -68,15 +68,34 @@ def _wait_gone(fetch: Callable[[], object], timeout: float = 120) -> None:
         time.sleep(1)
 
 
+def purge_project_named(
+    clouds_yaml: Path, cloud: Cloud, name: str, domain: str = "default"
+) -> None:
+    """Purge a project someone else created (e.g. stackferry, in the destination), by name."""
+    admin = connect(clouds_yaml, cloud.name)
+    for project in sdk.identity(admin).projects(name=name, domain_id=domain):
+        users = [
+            a.user["id"]
+            for a in sdk.identity(admin).role_assignments(scope_project_id=project.id)
+            if a.user
+        ]
+        purge_project(admin, project.id, users)
+
+
 def purge_tenant(tenant: Tenant) -> None:
     """Delete everything the tenant owns, then the user and project; tolerant of leftovers."""
-    admin, pid = tenant.admin, tenant.project_id
+    purge_project(tenant.admin, tenant.project_id, [tenant.user_id])
+
+
+def purge_project(admin: openstack.connection.Connection, pid: str, user_ids: list[str]) -> None:
+    """Delete everything in a project, its users' keypairs, the users, then the project."""
     for server in admin.compute.servers(all_projects=True, project_id=pid):
         admin.compute.delete_server(server, force=False)
     for server in admin.compute.servers(all_projects=True, project_id=pid):
         _wait_gone(partial(admin.compute.get_server, server.id))
-    for keypair in tenant.conn.compute.keypairs():
-        tenant.conn.compute.delete_keypair(keypair)
+    for user_id in user_ids:
+        for keypair in admin.compute.keypairs(user_id=user_id):
+            admin.compute.delete_keypair(keypair, user_id=user_id)
     for fip in admin.network.ips(project_id=pid):
         admin.network.delete_ip(fip)
     for router in admin.network.routers(project_id=pid):
@@ -111,5 +130,6 @@ def purge_tenant(tenant: Tenant) -> None:
     for group in admin.network.security_groups(project_id=pid):
         admin.network.delete_security_group(group)
     idn = sdk.identity(admin)
-    idn.delete_user(tenant.user_id, ignore_missing=True)
+    for user_id in user_ids:
+        idn.delete_user(user_id, ignore_missing=True)
     idn.delete_project(pid, ignore_missing=True)
