@@ -11,7 +11,7 @@ from rich.table import Table
 
 from stackferry.cloud import CallCounter
 from stackferry.engine.apply import Outcome
-from stackferry.engine.plan import Plan, Step
+from stackferry.engine.plan import WRITES, Plan, Step
 from stackferry.engine.run import Verification
 
 console = Console(soft_wrap=True)
@@ -148,7 +148,7 @@ class StepProgress:
         self.tasks: dict[str, Any] = {}
         self.errors: dict[str, int] = {}
         for step in plan.steps:
-            if step.action in ("create", "update"):
+            if step.action in WRITES:
                 kind = step.resource.kind
                 if kind not in self.tasks:
                     self.tasks[kind] = self.progress.add_task(kind, total=0, errors="")

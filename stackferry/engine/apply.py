@@ -14,7 +14,7 @@ from typing import Any
 
 from stackferry.cloud import is_transient
 from stackferry.engine.journal import Journal
-from stackferry.engine.plan import Plan, Step
+from stackferry.engine.plan import WRITES, Plan, Step
 from stackferry.engine.registry import Registry
 from stackferry.kinds.base import Context
 
@@ -76,7 +76,7 @@ class Executor:
         outcome = Outcome()
         pending: dict[str, Step] = {}
         for step in plan.steps:
-            if step.action in ("create", "update"):
+            if step.action in WRITES:
                 pending[step.key] = step
             else:
                 state = {"unchanged": "unchanged", "conflict": "conflict"}.get(
@@ -151,6 +151,10 @@ class Executor:
 
     def _perform(self, step: Step) -> str:
         kind = self.registry[step.resource.kind]
+        if step.action == "delete":
+            assert step.current is not None
+            retrying(lambda: kind.delete(self.ctx, step.current))  # type: ignore[arg-type]
+            return str(step.current.id)
         if step.action == "update":
             assert step.current is not None
             retrying(

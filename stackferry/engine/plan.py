@@ -2,7 +2,10 @@
 
 Each resource gets one action: ``create``, ``update`` (with the changed fields), ``unchanged``,
 ``conflict`` (a field that cannot change in place differs) or ``blocked`` (something it
-references is neither in the workdir nor in the destination).
+references is neither in the workdir nor in the destination). Kinds that declare
+``prune_within`` also get ``delete`` for destination resources that the workdir lacks, but
+only inside a parent the workdir has (e.g. a rule the destination added to a group that is
+being migrated); nothing else is ever deleted.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from stackferry.engine.model import Resource, identity_key
 from stackferry.engine.registry import Registry
 from stackferry.kinds.base import Context, Kind, get_ref, iter_ref_values
 
-ACTIONS = ("create", "update", "unchanged", "conflict", "blocked")
+ACTIONS = ("create", "update", "delete", "unchanged", "conflict", "blocked")
+WRITES = ("create", "update", "delete")
 
 
 @dataclass
@@ -53,7 +57,7 @@ class Plan:
 
     @property
     def writes_needed(self) -> bool:
-        return any(s.action in ("create", "update") for s in self.steps)
+        return any(s.action in WRITES for s in self.steps)
 
 
 def references(kind: Kind, resource: Resource) -> list[str]:
@@ -125,5 +129,40 @@ def make_plan(
                 else:
                     step.action = "update" if changed else "unchanged"
             steps.append(step)
+        steps.extend(
+            prune_steps(kind, desired.get(kind.name, []), current.get(kind.name, {}), planned)
+        )
     tenant_exists = tenant_key is not None and tenant_key in known
     return Plan(steps, tenant_exists)
+
+
+def parent_key(kind: Kind, resource: Resource) -> str | None:
+    """For a kind with ``prune_within``: the key of the resource that contains this one."""
+    path = getattr(kind, "prune_within", None)
+    if not path:
+        return None
+    ref = next(r for r in kind.refs if r.path == path)
+    for container, key in iter_ref_values(resource.params, path):
+        value = get_ref(container, key)
+        if isinstance(value, dict):
+            return identity_key(ref.kind, value)
+    return None
+
+
+def prune_steps(
+    kind: Kind, desired: list[Resource], current: dict[str, Resource], planned: set[str]
+) -> list[Step]:
+    if not getattr(kind, "prune_within", None):
+        return []
+    wanted = {r.key for r in desired}
+    return [
+        Step(
+            extra,
+            "delete",
+            extra,
+            reason="in the destination only, inside "
+            f"{parent_key(kind, extra)}, which is being migrated",
+        )
+        for key, extra in current.items()
+        if key not in wanted and parent_key(kind, extra) in planned
+    ]

@@ -16,7 +16,7 @@ from stackferry.engine.errors import StackferryError
 from stackferry.engine.journal import Journal
 from stackferry.engine.mapping import Mapping
 from stackferry.engine.model import Resource, identity_key
-from stackferry.engine.plan import Plan, make_plan, read_destination
+from stackferry.engine.plan import Plan, make_plan, parent_key, read_destination
 from stackferry.engine.registry import Registry
 from stackferry.engine.workdir import Workdir, write_atomic
 from stackferry.kinds.base import Context, Kind, Tenant
@@ -148,7 +148,7 @@ def apply(
 class Difference:
     kind: str
     identity: dict[str, Any]
-    problem: str  # missing / different / extra
+    problem: str  # missing / different / unexpected (counts) / extra (only reported)
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -209,8 +209,13 @@ def verify(
                         },
                     )
                 )
+        wanted = {r.key for k in chosen for r in desired.get(k.name, [])}
         for extra in have.values():
-            differences.append(Difference(kind.name, extra.identity, "extra"))
+            # Inside a migrated parent, an extra is a real difference (apply would prune it).
+            inside = parent_key(kind, extra) in wanted
+            differences.append(
+                Difference(kind.name, extra.identity, "unexpected" if inside else "extra")
+            )
     return Verification(differences, compared, id_map)
 
 

@@ -91,6 +91,11 @@ class IdIndex:
     def id(self, kind: str, identity: dict[str, Any]) -> str | None:
         return self._by_key.get(identity_key(kind, identity))
 
+    def of_kind(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        """(ID, identity) of every resource of ``kind`` read or created so far."""
+        with self._lock:
+            return [(i, ident) for (k, i), ident in self._by_id.items() if k == kind]
+
 
 @dataclass
 class Context:
@@ -147,6 +152,9 @@ class Kind:
     #   defines_tenant = True   this kind's resource named like the tenant is the tenant
     #   mapping_category = "…"  the mapping file's table that renames this kind's names
     #   mapped_values = ((path, category), ...)  plain params renamed by the mapping
+    #   mapped_facts = ("fact", ...)  facts reported side by side (e.g. old -> new address)
+    #   prune_within = "path"   destination-only resources inside a migrated parent (the ref
+    #                           at this path) are deleted; needs ``delete``
 
     @classmethod
     def depends_on(cls) -> set[str]:
@@ -169,6 +177,10 @@ class Kind:
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:
         """Bring ``current`` to ``resource.params`` for the params named in ``changed``."""
+        raise NotImplementedError
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        """Only for kinds with ``prune_within``: remove a destination-only resource."""
         raise NotImplementedError
 
     def normalise(self, params: Params) -> Params:
