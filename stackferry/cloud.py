@@ -70,27 +70,45 @@ def connect(cloud: str | None, counter: CallCounter | None = None, label: str = 
     try:
         conn = openstack.connect(cloud=cloud) if cloud else openstack.connect()
         conn.authorize()
-    except ksa_exceptions.Unauthorized as exc:
-        raise CloudError(
-            f"cloud {name}: the credentials were refused (HTTP 401): {exc}. "
-            "Check username, password, project and domains in clouds.yaml."
-        ) from None
-    except (
-        ksa_exceptions.ConnectFailure,
-        ksa_exceptions.ConnectTimeout,
-        ksa_exceptions.DiscoveryFailure,
-    ) as exc:
-        raise CloudError(
-            f"cloud {name}: cannot reach the identity service: {exc}. "
-            "Check auth_url and that the cloud is up."
-        ) from None
-    except (sdk_exceptions.ConfigException, ksa_exceptions.MissingRequiredOptions) as exc:
-        raise CloudError(f"cloud {name}: not configured: {exc}") from None
-    except sdk_exceptions.HttpException as exc:
-        raise CloudError(f"cloud {name}: {exc}") from None
+    except Exception as exc:
+        raise _cloud_error(name, exc) from None
     if counter is not None:
         counter.attach(label or name, conn)
     return conn
+
+
+def _root_causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps: openstacksdk wraps keystoneauth's errors."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _cloud_error(name: str, exc: Exception) -> CloudError:
+    for cause in _root_causes(exc):
+        if isinstance(cause, ksa_exceptions.Unauthorized):
+            return CloudError(
+                f"cloud {name}: the credentials were refused (HTTP 401). Check username, "
+                "password, project and domain names in clouds.yaml or OS_* variables."
+            )
+        if isinstance(
+            cause,
+            ksa_exceptions.ConnectFailure
+            | ksa_exceptions.ConnectTimeout
+            | ksa_exceptions.DiscoveryFailure,
+        ):
+            return CloudError(
+                f"cloud {name}: cannot reach the identity service ({cause}). "
+                "Check auth_url and that the cloud is up."
+            )
+        if isinstance(
+            cause, sdk_exceptions.ConfigException | ksa_exceptions.MissingRequiredOptions
+        ):
+            return CloudError(f"cloud {name}: not configured: {cause}")
+    return CloudError(f"cloud {name}: {exc}")
 
 
 def is_admin(conn: Connection) -> bool:
