@@ -70,3 +70,14 @@ def status(the_lab: Lab) -> None:
         )
     console.print(f"clouds.yaml: {the_lab.paths.clouds_yaml}")
     sys.exit(0 if healthy and the_lab.processes() else 1)
+
+
+@lab.command("seed-demo", help="Seed the demo tenant (project demo, domain lab) in cloud c1.")
+@click.option("--scale", default=1, show_default=True, help="Multiply networks and groups.")
+@click.option("--cloud", default="c1", show_default=True)
+@click.pass_obj
+def seed_demo(the_lab: Lab, scale: int, cloud: str) -> None:
+    from devcloud.demo import seed_demo as seed
+
+    counts = seed(the_lab.paths.clouds_yaml, cloud, scale=scale)
+    console.print(f"demo tenant in {cloud}: {counts}")

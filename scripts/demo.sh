@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The main job: install everything, bring up the two local clouds, show both answering.
+# The main job: install everything, bring up the two local clouds, seed a demo tenant in the
+# source cloud (c1) and migrate it into the destination cloud (c2): plan, progress, verify.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 .venv/bin/stackferry lab up
-.venv/bin/stackferry lab status
+export OS_CLIENT_CONFIG_FILE=$PWD/.lab/clouds.yaml
+.venv/bin/stackferry lab seed-demo
+.venv/bin/stackferry migrate --src c1 --dst c2 --project demo --domain lab \
+  --workdir .lab/demo-workdir --calls
 echo
-echo "Both clouds run on 127.0.0.1. Try:"
-echo "  export OS_CLIENT_CONFIG_FILE=$PWD/.lab/clouds.yaml"
-echo "  .venv/bin/openstack --os-cloud c1 network list     # c1 = source, c2 = destination"
+echo "The exported tenant, as YAML you can read and edit: .lab/demo-workdir/resources/"
+echo "Run the same command again: it finds everything in place and writes nothing."

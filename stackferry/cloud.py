@@ -24,6 +24,7 @@ class CallCounter:
 
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str, str]] = Counter()
+        self.latency = 0.0  # seconds spent waiting for responses, summed over all calls
         self._lock = threading.Lock()
 
     def attach(self, label: str, conn: Connection) -> None:
@@ -46,6 +47,7 @@ class CallCounter:
             service = "identity" if "/v3/auth/tokens" in response.url else None
             with self._lock:
                 self.calls[(label, service or service_of(response.url), method)] += 1
+                self.latency += response.elapsed.total_seconds()
 
         conn.session.session.hooks["response"].append(hook)
 

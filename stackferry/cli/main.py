@@ -247,6 +247,7 @@ def _apply(
     report = {
         "summary": {x: states.count(x) for x in set(states) if x},
         "write_calls": writes,
+        "api_latency_seconds": round(counter.latency, 3),
         "steps": [
             {
                 **s.as_dict(),

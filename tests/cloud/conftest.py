@@ -15,8 +15,8 @@ import pytest
 
 from devcloud.lab import Lab
 from devcloud.layout import CLOUDS, DESTINATION, SOURCE
+from devcloud.tenants import Tenant, create_tenant, purge_project_named, purge_tenant
 from tests.cloud.migration import Migration
-from tests.cloud.tenants import Tenant, create_tenant, purge_project_named, purge_tenant
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -10,9 +10,8 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from devcloud.layout import DESTINATION, SOURCE
+from devcloud.tenants import Tenant
 from stackferry.cli.main import cli
-from stackferry.engine.apply import api_message  # noqa: F401  (re-exported for tests)
-from tests.cloud.tenants import Tenant
 
 
 def run_cli(clouds_yaml: Path, *args: str) -> Result:

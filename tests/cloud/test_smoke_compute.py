@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tests.cloud.tenants import Tenant, unique_name
+from devcloud.tenants import Tenant, unique_name
 from tests.cloud.waits import wait_status
 
 

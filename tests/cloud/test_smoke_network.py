@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from devcloud.layout import CLOUDS
-from tests.cloud.tenants import Tenant, unique_name
+from devcloud.tenants import Tenant, unique_name
 
 
 def test_network_router_security_group_floating_ip(tenant: Tenant) -> None:

@@ -1,4 +1,4 @@
-"""Per-test tenants on the lab's clouds: a fresh project and member user, purged afterwards."""
+"""Throw-away tenants on the lab's clouds (for tests and benchmarks): create, then purge."""
 
 from __future__ import annotations
 
@@ -99,6 +99,8 @@ def purge_project(admin: openstack.connection.Connection, pid: str, user_ids: li
     for fip in admin.network.ips(project_id=pid):
         admin.network.delete_ip(fip)
     for router in admin.network.routers(project_id=pid):
+        if router.routes:  # static routes pin the interfaces their next hops go through
+            admin.network.update_router(router, routes=[])
         for port in admin.network.ports(
             device_id=router.id, device_owner="network:router_interface"
         ):

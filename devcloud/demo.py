@@ -1,0 +1,206 @@
+"""A demo tenant to migrate: every kind stackferry moves, seeded through the APIs.
+
+Idempotent (finds before it creates), so ``scripts/demo.sh`` can run any number of times.
+``scale`` multiplies the networks, subnets and security groups, for benchmarks.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from openstack.connection import Connection
+
+from devcloud.seed import connect
+from stackferry import sdk
+
+
+def _keypair_material(name: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        key = Path(tmp) / "key"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True
+        )
+        return (key.with_suffix(".pub")).read_text().strip()
+
+
+class Seeder:
+    def __init__(self, conn: Connection, project_id: str) -> None:
+        self.conn, self.pid = conn, project_id
+        self.net = conn.network
+
+    def network(self, name: str, **attrs: Any) -> Any:
+        found = next(iter(self.net.networks(name=name, project_id=self.pid)), None)
+        return found or self.net.create_network(name=name, project_id=self.pid, **attrs)
+
+    def subnet(self, network: Any, cidr: str, **attrs: Any) -> Any:
+        found = next(iter(self.net.subnets(network_id=network.id, cidr=cidr)), None)
+        return found or self.net.create_subnet(
+            network_id=network.id, project_id=self.pid, cidr=cidr, **attrs
+        )
+
+    def group(self, name: str, rules: list[dict[str, Any]]) -> Any:
+        found = next(iter(self.net.security_groups(name=name, project_id=self.pid)), None)
+        if found:
+            return found
+        group = self.net.create_security_group(
+            name=name, project_id=self.pid, description=f"{name} tier"
+        )
+        for rule in rules:
+            self.net.create_security_group_rule(
+                security_group_id=group.id, project_id=self.pid, **rule
+            )
+        return group
+
+
+def seed_tenant(
+    conn: Connection, project_id: str, scale: int = 1, user_id: str | None = None
+) -> dict[str, int]:
+    s = Seeder(conn, project_id)
+    public = conn.network.find_network("public", ignore_missing=False)
+    router = next(iter(s.net.routers(name="edge", project_id=project_id)), None)
+    if router is None:
+        router = s.net.create_router(
+            name="edge", project_id=project_id, external_gateway_info={"network_id": public.id}
+        )
+    interfaces = {ip["subnet_id"] for p in s.net.ports(device_id=router.id) for ip in p.fixed_ips}
+    groups = {}
+    for i in range(scale):
+        app = s.network(f"app{i}", mtu=1400, description="application tier")
+        db = s.network(f"db{i}", port_security_enabled=True)
+        mgmt = s.network(f"mgmt{i}", port_security_enabled=False)
+        app4 = s.subnet(
+            app,
+            f"10.{i}.1.0/24",
+            ip_version=4,
+            name=f"app{i}-v4",
+            dns_nameservers=["10.0.0.53"],
+            host_routes=[{"destination": "192.168.50.0/24", "nexthop": f"10.{i}.1.254"}],
+        )
+        s.subnet(
+            app,
+            f"fd00:{i}:1::/64",
+            ip_version=6,
+            name=f"app{i}-v6",
+            ipv6_ra_mode="slaac",
+            ipv6_address_mode="slaac",
+        )
+        db4 = s.subnet(db, f"10.{i}.2.0/24", ip_version=4, name=f"db{i}-v4", enable_dhcp=False)
+        s.subnet(
+            mgmt,
+            f"10.{i}.3.0/24",
+            ip_version=4,
+            name=f"mgmt{i}-v4",
+            gateway_ip=None,
+            allocation_pools=[{"start": f"10.{i}.3.100", "end": f"10.{i}.3.200"}],
+        )
+        for subnet in (app4, db4):
+            if subnet.id not in interfaces:
+                s.net.add_interface_to_router(router, subnet=subnet.id)
+        web = s.group(
+            f"web{i}",
+            [
+                {
+                    "direction": "ingress",
+                    "ethertype": "IPv4",
+                    "protocol": "tcp",
+                    "port_range_min": 443,
+                    "port_range_max": 443,
+                    "remote_ip_prefix": "0.0.0.0/0",
+                },
+                {
+                    "direction": "ingress",
+                    "ethertype": "IPv6",
+                    "protocol": "tcp",
+                    "port_range_min": 80,
+                    "port_range_max": 80,
+                    "remote_ip_prefix": "::/0",
+                },
+            ],
+        )
+        groups[f"web{i}"] = web
+        s.group(
+            f"db{i}",
+            [
+                {
+                    "direction": "ingress",
+                    "ethertype": "IPv4",
+                    "protocol": "tcp",
+                    "port_range_min": 5432,
+                    "port_range_max": 5432,
+                    "remote_group_id": web.id,
+                },
+            ],
+        )
+        s.group(
+            f"ssh{i}",
+            [
+                {
+                    "direction": "ingress",
+                    "ethertype": "IPv4",
+                    "protocol": "tcp",
+                    "port_range_min": 22,
+                    "port_range_max": 22,
+                    "remote_ip_prefix": "10.0.0.0/8",
+                },
+            ],
+        )
+        vip = next(iter(s.net.ports(name=f"vip{i}", project_id=project_id)), None)
+        if vip is None:
+            vip = s.net.create_port(
+                name=f"vip{i}",
+                network_id=app.id,
+                project_id=project_id,
+                fixed_ips=[{"subnet_id": app4.id, "ip_address": f"10.{i}.1.10"}],
+                allowed_address_pairs=[{"ip_address": f"10.{i}.1.11"}],
+                security_group_ids=[web.id],
+            )
+        if not list(s.net.ips(port_id=vip.id)):
+            s.net.create_ip(
+                floating_network_id=public.id,
+                port_id=vip.id,
+                project_id=project_id,
+                description=f"vip{i}",
+            )
+    router = s.net.get_router(router.id)
+    if not router.routes:
+        s.net.update_router(
+            router, routes=[{"destination": "192.168.50.0/24", "nexthop": "10.0.1.254"}]
+        )
+    if not [f for f in s.net.ips(project_id=project_id) if not f.port_id]:
+        s.net.create_ip(floating_network_id=public.id, project_id=project_id, description="spare")
+    if user_id:
+        for name in ("laptop", "ci"):
+            if conn.compute.find_keypair(name, user_id=user_id) is None:
+                conn.compute.create_keypair(
+                    name=name, public_key=_keypair_material(name), user_id=user_id
+                )
+    flavor = conn.compute.find_flavor("demo.small")
+    if flavor is None:
+        flavor = conn.compute.create_flavor(
+            name="demo.small", vcpus=1, ram=512, disk=2, is_public=False
+        )
+        conn.compute.create_flavor_extra_specs(
+            flavor, {"hw:cpu_policy": "shared", "demo:tier": "small"}
+        )
+        conn.compute.flavor_add_tenant_access(flavor, project_id)
+    conn.compute.update_quota_set(project_id, instances=20, cores=40)
+    conn.network.update_quota(project_id, networks=50, security_groups=60)
+    sdk.block_storage(conn).update_quota_set(project_id, volumes=15, gigabytes=500)
+    return {
+        "networks": len(list(s.net.networks(project_id=project_id))),
+        "security_groups": len(list(s.net.security_groups(project_id=project_id))),
+    }
+
+
+def seed_demo(
+    clouds_yaml: Path, cloud: str = "c1", project: str = "demo", domain: str = "lab", scale: int = 1
+) -> dict[str, int]:
+    conn = connect(clouds_yaml, cloud)
+    idn = sdk.identity(conn)
+    domain_obj = idn.find_domain(domain, ignore_missing=False)
+    project_obj = idn.find_project(project, domain_id=domain_obj.id, ignore_missing=False)
+    user = next(iter(idn.users(name=project, domain_id=domain_obj.id)), None)
+    return seed_tenant(conn, project_obj.id, scale, user.id if user else None)
