@@ -22,6 +22,13 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at TEXT,
     outcome TEXT
 );
+CREATE TABLE IF NOT EXISTS temporaries (
+    key TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    undo TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    removed_at TEXT
+);
 CREATE TABLE IF NOT EXISTS steps (
     run_id INTEGER NOT NULL REFERENCES runs(id),
     key TEXT NOT NULL,
@@ -132,6 +139,25 @@ class Journal:
             (run_id or self.run_id,),
         )
         return [StepRecord(*row) for row in rows]
+
+    def temporary_recorded(self, key: str, description: str, undo: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO temporaries (key, description, undo, recorded_at) "
+                "VALUES (?, ?, ?, ?)",
+                (key, description, undo, _now()),
+            )
+
+    def temporaries_pending(self) -> list[tuple[str, str, str]]:
+        rows = self._db.execute(
+            "SELECT key, description, undo FROM temporaries "
+            "WHERE removed_at IS NULL ORDER BY recorded_at"
+        )
+        return [(str(k), str(d), str(u)) for k, d, u in rows]
+
+    def temporary_removed(self, key: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE temporaries SET removed_at = ? WHERE key = ?", (_now(), key))
 
     def close(self) -> None:
         self._db.close()

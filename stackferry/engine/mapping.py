@@ -102,6 +102,13 @@ class Mapping:
                     copy.deepcopy(resource.params),
                     dict(resource.facts),
                 )
+                category = getattr(kind, "mapping_category", None)
+                # Projects and domains are created under their new names; anything else mapped
+                # (users, flavors...) is one the destination already has: used, not managed.
+                if category not in (None, "projects", "domains") and r.identity.get(
+                    "name"
+                ) != resource.identity.get("name"):
+                    r.facts["mapped_from"] = resource.identity.get("name")
                 for ref in kind.refs:
                     for container, key in list(iter_ref_values(r.params, ref.path)):
                         value = get_ref(container, key)

@@ -36,7 +36,13 @@ class Resource:
     @property
     def label(self) -> str:
         """Short name for tables and messages."""
-        return "/".join(str(v) for _, v in sorted(self.identity.items()) if v not in (None, ""))
+
+        def text(value: Any) -> str:
+            if isinstance(value, dict):
+                return str(value.get("name", "/".join(str(v) for v in value.values())))
+            return str(value)
+
+        return "/".join(text(v) for v in self.identity.values() if v not in (None, ""))
 
     @property
     def id(self) -> str | None:

@@ -96,6 +96,10 @@ def make_plan(
 ) -> Plan:
     known = {key for by_key in current.values() for key in by_key}
     planned = {r.key for k in chosen for r in desired.get(k.name, [])}
+    # Kinds that set the tenant's limits go first: nothing inside it may hit a default quota.
+    gates = [
+        r.key for k in chosen if getattr(k, "gates_tenant", False) for r in desired.get(k.name, [])
+    ]
     steps: list[Step] = []
     for kind in chosen:
         if getattr(kind, "lookup_only", False):
@@ -104,6 +108,8 @@ def make_plan(
             needs = references(kind, resource) + kind.extra_needs(resource)
             if kind.in_project and tenant_key and tenant_key != resource.key:
                 needs.append(tenant_key)
+            if kind.in_project and not getattr(kind, "gates_tenant", False):
+                needs.extend(gates)
             missing = [k for k in needs if k not in known and k not in planned]
             existing = current.get(kind.name, {}).get(resource.key)
             step = Step(resource, "create", existing, needs=needs)
@@ -113,6 +119,12 @@ def make_plan(
                     "needs "
                     + ", ".join(missing)
                     + ", which is neither in the workdir nor in the destination"
+                )
+            elif existing is not None and resource.facts.get("mapped_from") is not None:
+                step.action = "unchanged"
+                step.reason = (
+                    f"mapped from {resource.facts['mapped_from']!r} onto an existing "
+                    "resource, which is used as it is"
                 )
             elif existing is not None:
                 changed = kind.changed_fields(resource.params, existing.params)

@@ -47,7 +47,10 @@ class Registry:
         return done
 
     def select(self, only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Kind]:
-        """Kinds chosen with --only/--skip (names or plurals), plus the lookups they need."""
+        """Kinds chosen with --only/--skip (names or plurals), plus the lookups they need.
+        The tenant itself (and what it needs, its domain) comes along with --only, so that a
+        selection can still be applied to a destination where the tenant does not exist yet;
+        --skip leaves it out explicitly."""
         unknown = [n for n in [*only, *skip] if n not in self._kinds and not self.by_plural(n)]
         if unknown:
             raise StackferryError(
@@ -58,5 +61,9 @@ class Registry:
             return {n if n in self._kinds else self.by_plural(n).name for n in names}  # type: ignore[union-attr]
 
         chosen = norm(only) if only else set(self._kinds)
+        if only:
+            for kind in self._kinds.values():
+                if getattr(kind, "defines_tenant", False):
+                    chosen |= {kind.name} | self.dependencies(kind)
         chosen -= norm(skip)
         return [k for k in self.ordered if k.name in chosen or getattr(k, "lookup_only", False)]

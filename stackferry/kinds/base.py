@@ -152,6 +152,7 @@ class Kind:
     #   defines_tenant = True   this kind's resource named like the tenant is the tenant
     #   mapping_category = "…"  the mapping file's table that renames this kind's names
     #   mapped_values = ((path, category), ...)  plain params renamed by the mapping
+    #   gates_tenant = True     every resource inside the tenant waits for this kind's (quotas)
     #   mapped_facts = ("fact", ...)  facts reported side by side (e.g. old -> new address)
     #   prune_within = "path"   destination-only resources inside a migrated parent (the ref
     #                           at this path) are deleted; needs ``delete``

@@ -3,13 +3,24 @@ and knows none of them by name."""
 
 from stackferry.engine.registry import Registry
 from stackferry.kinds.base import Kind
+from stackferry.kinds.flavor import Flavor
 from stackferry.kinds.identity import Domain, Project
+from stackferry.kinds.keypair import Keypair
 from stackferry.kinds.network import ExternalNetwork, Network
+from stackferry.kinds.quota import Quota
+from stackferry.kinds.role_assignment import Role, RoleAssignment
 from stackferry.kinds.subnet import Subnet
+from stackferry.kinds.user import User
 
 ALL_KINDS: tuple[type[Kind], ...] = (
     Domain,
     Project,
+    User,
+    Role,
+    RoleAssignment,
+    Keypair,
+    Flavor,
+    Quota,
     ExternalNetwork,
     Network,
     Subnet,

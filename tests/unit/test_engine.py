@@ -152,3 +152,18 @@ def test_journal_reports_steps_left_running(tmp_path: Path) -> None:
     left = again.interrupted()
     assert [(r.key, r.action, r.state) for r in left] == [("box:a", "create", "running")]
     assert oct((tmp_path / "j.sqlite").stat().st_mode & 0o777) == "0o600"
+
+
+def test_only_brings_the_tenant_along_and_skip_removes_it() -> None:
+    from stackferry.kinds.catalog import registry
+
+    reg = registry()
+    assert [k.name for k in reg.select(["networks"]) if not getattr(k, "lookup_only", False)] == [
+        "domain",
+        "project",
+        "network",
+    ]
+    chosen = [k.name for k in reg.select(["networks"], ["projects"])]
+    assert "project" not in chosen and "network" in chosen
+    with pytest.raises(StackferryError, match="unknown kind"):
+        reg.select(["netwerks"])

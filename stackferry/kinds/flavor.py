@@ -1,0 +1,149 @@
+"""Nova flavors the tenant can use: every public flavor, and the private flavors whose access
+list holds the tenant project.
+
+Extra specs come with the flavor list (compute microversion 2.61). Nova has no call that
+lists the flavors a project may use, so each private flavor's access list is read on its
+own (one GET per private flavor in the cloud). Only the tenant's place on an access list is
+migrated; other projects on it are not the tenant's business.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackferry.engine.model import Params, Resource, identity_key
+from stackferry.kinds.base import Context, Kind, RefSpec
+
+SIZES = ("vcpus", "ram", "disk", "ephemeral", "swap", "rxtx_factor", "is_public")
+
+
+class Flavor(Kind):
+    name = "flavor"
+    plural = "flavors"
+    description = (
+        "Nova flavors the tenant can use: public ones, and private ones shared with it "
+        "(extra specs, and the tenant's access)"
+    )
+    params_schema = {
+        "type": "object",
+        "properties": {
+            "vcpus": {"type": "integer"},
+            "ram": {"type": "integer"},
+            "disk": {"type": "integer"},
+            "ephemeral": {"type": "integer"},
+            "swap": {"type": "integer"},
+            "rxtx_factor": {"type": "number"},
+            "is_public": {"type": "boolean"},
+            "description": {"type": "string"},
+            "extra_specs": {"type": "object", "additionalProperties": {"type": "string"}},
+            # The tenant project when it is on the (private) flavor's access list, else empty.
+            "access": {"type": "array", "items": {"type": "object"}, "maxItems": 1},
+        },
+        "additionalProperties": False,
+    }
+    refs = (RefSpec("access[]", "project"),)
+    # rxtx_factor too: nova has no call that changes it in place.
+    immutable = frozenset({"vcpus", "ram", "disk", "ephemeral", "swap", "rxtx_factor", "is_public"})
+    in_project = False
+    needs_admin = True
+    mapping_category = "flavors"
+
+    def read(self, ctx: Context) -> list[Resource]:
+        compute = ctx.conn.compute
+        tenant = ctx.ref("project", ctx.tenant.id) if ctx.tenant.id else None
+        out = []
+        for f in compute.flavors(details=True, is_public=None):
+            access: list[dict[str, Any]] = []
+            if not f.is_public:
+                if tenant is None:
+                    continue
+                holders = {a["tenant_id"] for a in compute.get_flavor_access(f)}
+                if ctx.tenant.id not in holders:
+                    continue
+                access = [tenant]
+            out.append(
+                self.resource(
+                    {"name": f.name}, self._params(f, access), f.id, ctx, disabled=f.is_disabled
+                )
+            )
+        return out
+
+    @staticmethod
+    def _params(f: Any, access: list[dict[str, Any]]) -> Params:
+        return {
+            "vcpus": f.vcpus,
+            "ram": f.ram,
+            "disk": f.disk,
+            "ephemeral": f.ephemeral or 0,
+            "swap": f.swap or 0,
+            "rxtx_factor": float(f.rxtx_factor if f.rxtx_factor is not None else 1.0),
+            "is_public": bool(f.is_public),
+            "description": f.description or "",
+            "extra_specs": {str(k): str(v) for k, v in (f.extra_specs or {}).items()},
+            "access": access,
+        }
+
+    def normalise(self, params: Params) -> Params:
+        out = dict(params)
+        if "rxtx_factor" in out:
+            out["rxtx_factor"] = float(out["rxtx_factor"])
+        out["access"] = sorted(params.get("access", []), key=lambda p: identity_key("project", p))
+        return out
+
+    def create(self, ctx: Context, resource: Resource) -> str:
+        """Create the flavor; a private flavor of that name that was not read (the tenant is
+        not on its access list yet) is taken over when its sizes match, refused otherwise."""
+        p, compute = resource.params, ctx.conn.compute
+        name = resource.identity["name"]
+        existing = next((f for f in compute.flavors(details=True) if f.name == name), None)
+        if existing is not None:
+            have = self._params(existing, [])
+            differ = sorted(k for k in SIZES if k in p and self.normalise(p)[k] != have[k])
+            if differ:
+                raise ValueError(
+                    f"flavor {name} exists in the destination with different "
+                    f"{', '.join(differ)}; rename it, or map the flavor to another name"
+                )
+            self._converge(ctx, existing.id, p, have, set(p))
+            return str(existing.id)
+        flavor = compute.create_flavor(
+            name=name,
+            vcpus=p["vcpus"],
+            ram=p["ram"],
+            disk=p.get("disk", 0),
+            ephemeral=p.get("ephemeral", 0),
+            swap=p.get("swap", 0),
+            rxtx_factor=p.get("rxtx_factor", 1.0),
+            is_public=p.get("is_public", True),
+            description=p.get("description") or None,
+        )
+        have = self._params(flavor, [])
+        have["extra_specs"] = {}
+        self._converge(ctx, flavor.id, p, have, {"extra_specs", "access"})
+        return str(flavor.id)
+
+    def _converge(
+        self, ctx: Context, flavor_id: str, want: Params, have: Params, fields: set[str]
+    ) -> None:
+        compute = ctx.conn.compute
+        if "description" in fields and want.get("description", "") != have["description"]:
+            compute.update_flavor(flavor_id, description=want.get("description", ""))
+        if "extra_specs" in fields:
+            specs, old = want.get("extra_specs", {}), have["extra_specs"]
+            changed = {k: v for k, v in specs.items() if old.get(k) != v}
+            if changed:
+                compute.create_flavor_extra_specs(flavor_id, changed)
+            for key in sorted(set(old) - set(specs)):
+                compute.delete_flavor_extra_specs_property(flavor_id, key)
+        if "access" in fields:
+            wanted = {ctx.resolve("project", p) for p in want.get("access", [])}
+            had = {ctx.resolve("project", p) for p in have.get("access", [])}
+            for project_id in sorted(i for i in wanted - had if i):
+                compute.flavor_add_tenant_access(flavor_id, project_id)
+            for project_id in sorted(i for i in had - wanted if i):
+                compute.flavor_remove_tenant_access(flavor_id, project_id)
+
+    def update(
+        self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
+    ) -> None:
+        self._converge(ctx, current.cloud_id, resource.params, current.params, changed)

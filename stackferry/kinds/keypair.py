@@ -1,0 +1,65 @@
+"""Nova keypairs of the tenant's users: the public half only (nova keeps no private keys).
+
+Read with one list call per user (``user_id``, admin) and created for that user (compute
+microversion 2.10). A keypair cannot change in place: a different key under the same name
+is a conflict.
+"""
+
+from __future__ import annotations
+
+from stackferry.engine.model import Resource
+from stackferry.kinds.base import Context, Kind, RefSpec
+
+
+class Keypair(Kind):
+    name = "keypair"
+    plural = "keypairs"
+    description = "Nova keypairs (public keys) of the tenant's users"
+    identity_fields = ("user", "name")
+    params_schema = {
+        "type": "object",
+        "required": ["user", "public_key"],
+        "properties": {
+            "user": {"type": "object"},
+            "public_key": {"type": "string"},
+            "type": {"enum": ["ssh", "x509"]},
+        },
+        "additionalProperties": False,
+    }
+    refs = (RefSpec("user", "user"),)
+    immutable = frozenset({"user", "public_key", "type"})
+    in_project = False
+    needs_admin = True
+    mapped_facts = ("fingerprint",)
+
+    def read(self, ctx: Context) -> list[Resource]:
+        out = []
+        for user_id, user in sorted(ctx.ids.of_kind("user"), key=lambda u: u[0]):
+            for k in ctx.conn.compute.keypairs(user_id=user_id):
+                params = {"user": dict(user), "public_key": k.public_key, "type": k.type or "ssh"}
+                out.append(
+                    self.resource(
+                        {"user": dict(user), "name": k.name},
+                        params,
+                        f"{user_id}/{k.name}",
+                        ctx,
+                        fingerprint=k.fingerprint,
+                    )
+                )
+        return out
+
+    def create(self, ctx: Context, resource: Resource) -> str:
+        p = resource.params
+        user_id = ctx.resolve("user", p["user"])
+        keypair = ctx.conn.compute.create_keypair(
+            name=resource.identity["name"],
+            public_key=p["public_key"],
+            type=p.get("type", "ssh"),
+            user_id=user_id,
+        )
+        return f"{user_id}/{keypair.name}"
+
+    def update(
+        self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
+    ) -> None:
+        raise NotImplementedError("keypairs cannot change in place")
