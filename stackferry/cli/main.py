@@ -223,6 +223,7 @@ def _apply(
         return not any(s.action in ("conflict", "blocked") for s in planned.plan.steps)
     journal = Journal(wd.journal_path)
     journal.start_run("apply")
+    planned.ctx.connection_hook = lambda conn: counter.attach("destination", conn)
     interrupted = journal.interrupted()
     if interrupted and not quiet:
         render.console.print(

@@ -73,6 +73,13 @@ class Executor:
         self.tenant_kind = tenant_kind
 
     def run(self, plan: Plan) -> Outcome:
+        try:
+            return self._run(plan)
+        finally:
+            if self.ctx.temporaries is not None:
+                self.ctx.temporaries.clean()  # also what a killed earlier run left behind
+
+    def _run(self, plan: Plan) -> Outcome:
         outcome = Outcome()
         pending: dict[str, Step] = {}
         for step in plan.steps:

@@ -18,6 +18,7 @@ from stackferry.engine.mapping import Mapping
 from stackferry.engine.model import Resource, identity_key
 from stackferry.engine.plan import Plan, make_plan, parent_key, read_destination
 from stackferry.engine.registry import Registry
+from stackferry.engine.temporaries import Temporaries
 from stackferry.engine.workdir import Workdir, write_atomic
 from stackferry.kinds.base import Context, Kind, Tenant
 
@@ -133,6 +134,7 @@ def apply(
     progress: Progress | None = None,
 ) -> Outcome:
     tenant_kind = _tenant_kind(registry)
+    planned.ctx.temporaries = Temporaries(journal, planned.ctx.conn)
     executor = Executor(
         registry,
         planned.ctx,

@@ -10,13 +10,17 @@ retries, the journal, plans and reports.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from openstack.connection import Connection
 
+from stackferry import sdk
 from stackferry.engine.model import Params, Resource, identity_key
+
+if TYPE_CHECKING:
+    from stackferry.engine.temporaries import Temporaries
 
 # neutron resources stackferry creates carry this tag, so they are recognised as ours even
 # when the journal is lost; it is never exported and never compared.
@@ -106,6 +110,45 @@ class Context:
     ids: IdIndex = field(default_factory=IdIndex)
     is_admin: bool = False
     project_conns: dict[str, Connection] = field(default_factory=dict)
+    temporaries: Temporaries | None = None
+    connection_hook: Callable[[Connection], None] | None = None  # e.g. to count its calls
+    _project_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def project_conn(self) -> Connection:
+        """A connection scoped to the tenant project, for APIs that take the project from the
+        token (nova server groups, for instance). An admin without a role there is given the
+        member role for the rest of the run: recorded first, taken away at the end."""
+        pid = self.project_id
+        with self._project_lock:
+            if pid not in self.project_conns:
+                try:
+                    conn = _scoped(self.conn, pid)
+                except Exception:
+                    if self.temporaries is None or not self.is_admin:
+                        raise PermissionError(
+                            f"this needs a token scoped to project {self.tenant.name} "
+                            f"({pid}): give your user a role there, or use admin "
+                            "credentials"
+                        ) from None
+                    conn = self._grant_member_and_scope(pid)
+                if self.connection_hook:
+                    self.connection_hook(conn)
+                self.project_conns[pid] = conn
+            return self.project_conns[pid]
+
+    def _grant_member_and_scope(self, pid: str) -> Connection:
+        assert self.temporaries is not None
+        idn = sdk.identity(self.conn)
+        user_id = str(self.conn.current_user_id)
+        role = idn.find_role("member", ignore_missing=False)
+        self.temporaries.record(
+            f"project_role:{pid}:{user_id}:{role.id}",
+            f"member role of stackferry's user on project {self.tenant.name}",
+            "project_role",
+            {"project_id": pid, "user_id": user_id, "role_id": role.id},
+        )
+        idn.assign_project_role_to_user(pid, user_id, role.id)
+        return _scoped(self.conn, pid)
 
     def ref(self, kind: str, cloud_id: str | None) -> dict[str, Any] | None:
         """The identity for an ID read from this cloud (None stays None)."""
@@ -130,6 +173,12 @@ class Context:
         if self.tenant.id is None:
             raise LookupError(f"project {self.tenant.name} does not exist here yet")
         return self.tenant.id
+
+
+def _scoped(conn: Connection, project_id: str) -> Connection:
+    scoped = conn.connect_as_project({"id": project_id})
+    scoped.authorize()
+    return scoped
 
 
 class Kind:

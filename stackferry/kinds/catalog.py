@@ -9,6 +9,7 @@ from stackferry.kinds.keypair import Keypair
 from stackferry.kinds.network import ExternalNetwork, Network
 from stackferry.kinds.quota import Quota
 from stackferry.kinds.role_assignment import Role, RoleAssignment
+from stackferry.kinds.server_group import ServerGroup
 from stackferry.kinds.subnet import Subnet
 from stackferry.kinds.user import User
 
@@ -21,6 +22,7 @@ ALL_KINDS: tuple[type[Kind], ...] = (
     Keypair,
     Flavor,
     Quota,
+    ServerGroup,
     ExternalNetwork,
     Network,
     Subnet,

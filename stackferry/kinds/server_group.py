@@ -1,0 +1,44 @@
+"""Nova server groups: policy and rules. Created with a token scoped to the tenant project
+(nova takes a group's project from the token), see Context.project_conn."""
+
+from __future__ import annotations
+
+from stackferry.engine.model import Resource
+from stackferry.kinds.base import Context, Kind
+
+
+class ServerGroup(Kind):
+    name = "server_group"
+    plural = "server_groups"
+    description = "Nova server groups (policy and rules)"
+    params_schema = {
+        "type": "object",
+        "required": ["policy"],
+        "properties": {
+            "policy": {
+                "enum": ["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"]
+            },
+            "rules": {
+                "type": "object",
+                "properties": {"max_server_per_host": {"type": "integer"}},
+                "additionalProperties": False,
+            },
+        },
+        "additionalProperties": False,
+    }
+    immutable = frozenset({"policy", "rules"})  # nova cannot change a group in place
+
+    def read(self, ctx: Context) -> list[Resource]:
+        return [
+            self.resource(
+                {"name": g.name}, {"policy": g.policy, "rules": dict(g.rules or {})}, g.id, ctx
+            )
+            for g in ctx.conn.compute.server_groups(all_projects=True)
+            if g.project_id == ctx.project_id
+        ]
+
+    def create(self, ctx: Context, resource: Resource) -> str:
+        body = {"name": resource.identity["name"], "policy": resource.params["policy"]}
+        if resource.params.get("rules"):
+            body["rules"] = resource.params["rules"]
+        return str(ctx.project_conn().compute.create_server_group(**body).id)
