@@ -203,4 +203,10 @@ def seed_demo(
     domain_obj = idn.find_domain(domain, ignore_missing=False)
     project_obj = idn.find_project(project, domain_id=domain_obj.id, ignore_missing=False)
     user = next(iter(idn.users(name=project, domain_id=domain_obj.id)), None)
-    return seed_tenant(conn, project_obj.id, scale, user.id if user else None)
+    counts = seed_tenant(conn, project_obj.id, scale, user.id if user else None)
+    # Server groups take their project from the token: made as the tenant's own user.
+    tenant = connect(clouds_yaml, f"{cloud}-demo")
+    if not any(g.name == "spread" for g in tenant.compute.server_groups()):
+        tenant.compute.create_server_group(name="spread", policy="anti-affinity",
+                                           rules={"max_server_per_host": 2})
+    return counts
