@@ -18,6 +18,7 @@ class ExternalNetwork(Kind):
     plural = "external_networks"
     in_project = False
     lookup_only = True
+    mapping_category = "external_networks"
 
     def read(self, ctx: Context) -> list[Resource]:
         return [
@@ -54,6 +55,7 @@ class Network(Kind):
         "additionalProperties": False,
     }
     immutable = frozenset({"provider", "availability_zone_hints"})
+    mapped_values = (("availability_zone_hints[]", "availability_zones"),)
 
     def read(self, ctx: Context) -> list[Resource]:
         out = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from devcloud.layout import PASSWORD
 from tests.cloud.migration import Migration
 
 
@@ -40,6 +41,14 @@ def test_networks_and_subnets_migrate_then_rerun_is_idempotent(migration: Migrat
     assert verify["equal"] is True and verify["differences"] == []
     kinds = sorted(e["kind"] for e in verify["id_map"])
     assert kinds == ["domain", "network", "network", "project", "subnet", "subnet", "subnet"]
+
+    # Nothing secret reaches a file: not the clouds' password, not a token.
+    token = migration.source.admin.auth_token
+    for path in migration.workdir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert PASSWORD.encode() not in data and token.encode() not in data, path
+            assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
 
     second = migration.migrate("--only", "networks", "--only", "subnets")
     assert second.exit_code == 0, second.output
