@@ -182,9 +182,13 @@ class Executor:
                     raise
                 # The create may have happened before the error: look before trying again.
                 found = next((r for r in kind.read(self.ctx) if r.key == step.key), None)
-                if found is not None and found.id:
-                    return found.id
-                raise
+                if found is None or not found.id:
+                    raise
+                # Made, but perhaps not finished (a create can be several calls): converge.
+                changed = kind.changed_fields(step.resource.params, found.params)
+                if changed:
+                    kind.update(self.ctx, step.resource, found, changed)
+                return found.id
 
         new_id = retrying(create)
         self.ctx.ids.add(kind.name, new_id, step.resource.identity)

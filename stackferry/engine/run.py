@@ -53,7 +53,12 @@ def read_tenant(
         if kind.in_project and ctx.tenant.id is None:
             found[kind.name] = []
             continue
-        found[kind.name] = kind.read(ctx)
+        try:
+            found[kind.name] = kind.read(ctx)
+        except LookupError as exc:
+            raise StackferryError(
+                f"reading {kind.plural}: {exc}: it references something outside the tenant "
+                f"that stackferry does not move; --skip {kind.plural} or --exclude it") from None
         if tenant_kind is not None and kind.name == tenant_kind.name:
             ctx.tenant.id = ctx.ids.id(kind.name, {"name": tenant.name, "domain": tenant.domain})
     return ctx, found

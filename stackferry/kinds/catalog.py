@@ -4,11 +4,15 @@ and knows none of them by name."""
 from stackferry.engine.registry import Registry
 from stackferry.kinds.base import Kind
 from stackferry.kinds.flavor import Flavor
+from stackferry.kinds.floating_ip import FloatingIP
 from stackferry.kinds.identity import Domain, Project
 from stackferry.kinds.keypair import Keypair
 from stackferry.kinds.network import ExternalNetwork, Network
+from stackferry.kinds.port import Port
 from stackferry.kinds.quota import Quota
 from stackferry.kinds.role_assignment import Role, RoleAssignment
+from stackferry.kinds.router import Router
+from stackferry.kinds.security_group import SecurityGroup, SecurityGroupRule
 from stackferry.kinds.server_group import ServerGroup
 from stackferry.kinds.subnet import Subnet
 from stackferry.kinds.user import User
@@ -26,6 +30,11 @@ ALL_KINDS: tuple[type[Kind], ...] = (
     ExternalNetwork,
     Network,
     Subnet,
+    SecurityGroup,
+    SecurityGroupRule,
+    Router,
+    Port,
+    FloatingIP,
 )
 
 

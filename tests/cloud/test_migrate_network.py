@@ -43,7 +43,7 @@ def test_networks_and_subnets_migrate_then_rerun_is_idempotent(migration: Migrat
     assert kinds == ["domain", "network", "network", "project", "subnet", "subnet", "subnet"]
 
     # Nothing secret reaches a file: not the clouds' password, not a token.
-    token = migration.source.admin.auth_token
+    token = str(migration.source.admin.auth_token)
     for path in migration.workdir.rglob("*"):
         if path.is_file():
             data = path.read_bytes()

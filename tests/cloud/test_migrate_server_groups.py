@@ -12,7 +12,7 @@ from stackferry.engine.journal import Journal
 from tests.cloud.migration import Migration
 
 
-def _admin_roles_on(conn, project_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _admin_roles_on(conn, project_id: str) -> list[str]:
     admin_id = conn.current_user_id
     return [
         a.role["id"]
@@ -58,7 +58,8 @@ def test_server_groups_and_temporary_role(migration: Migration) -> None:
         ),
     )
     journal.close()
-    sdk.identity(c2).assign_project_role_to_user(project.id, c2.current_user_id, member.id)
+    admin_id = str(c2.current_user_id)
+    sdk.identity(c2).assign_project_role_to_user(project.id, admin_id, member.id)
     assert _admin_roles_on(c2, project.id) == [member.id]
 
     second = migration.migrate("--only", "server_groups")

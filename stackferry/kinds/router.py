@@ -1,0 +1,227 @@
+"""Neutron routers: external gateway, interfaces on the tenant's subnets at the same addresses,
+and static routes.
+
+The gateway's own addresses on the external network are the destination's to allocate and are
+not migrated; the external network is named through the mapping's ``external_networks``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stackferry.engine.model import Params, Resource
+from stackferry.kinds.base import Context, Kind, RefSpec, with_marker, without_marker
+
+INTERFACE_OWNERS = (
+    "network:router_interface",
+    "network:router_interface_distributed",
+    "network:ha_router_replicated_interface",
+)
+# A port stackferry creates to attach a router at an address other than the subnet's gateway;
+# a run that stopped between creating and attaching it finds it again by this description.
+INTERFACE_PORT_DESCRIPTION = "stackferry: router interface"
+
+
+def _route_key(route: dict[str, Any]) -> tuple[str, str]:
+    return (route["destination"], route["nexthop"])
+
+
+def _interface_key(interface: dict[str, Any]) -> tuple[str, str]:
+    return (json.dumps(interface["subnet"], sort_keys=True), interface["ip_address"])
+
+
+class Router(Kind):
+    name = "router"
+    plural = "routers"
+    description = "Neutron routers: external gateway, interfaces (same addresses), static routes"
+    params_schema = {
+        "type": "object",
+        "properties": {
+            "description": {"type": "string"},
+            "admin_state_up": {"type": "boolean"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "external_gateway": {
+                "type": ["object", "null"],
+                "required": ["network"],
+                "properties": {
+                    "network": {"type": "object"},
+                    "enable_snat": {"type": ["boolean", "null"]},
+                },
+                "additionalProperties": False,
+            },
+            "routes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["destination", "nexthop"],
+                    "properties": {
+                        "destination": {"type": "string"},
+                        "nexthop": {"type": "string"},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+            "interfaces": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["subnet", "ip_address"],
+                    "properties": {
+                        "subnet": {"type": "object"},
+                        "ip_address": {"type": "string"},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "additionalProperties": False,
+    }
+    mapped_facts = ("gateway_ips",)  # reported side by side: the destination allocates them
+    refs = (
+        RefSpec("external_gateway.network", "external_network"),
+        RefSpec("interfaces[].subnet", "subnet"),
+    )
+
+    def read(self, ctx: Context) -> list[Resource]:
+        routers = list(ctx.conn.network.routers(project_id=ctx.project_id))
+        interfaces: dict[str, list[dict[str, Any]]] = {r.id: [] for r in routers}
+        if routers:
+            for port in ctx.conn.network.ports(
+                project_id=ctx.project_id, device_owner=list(INTERFACE_OWNERS)
+            ):
+                if port.device_id not in interfaces:
+                    continue  # a router of another project's
+                for ip in port.fixed_ips or []:
+                    interfaces[port.device_id].append(
+                        {
+                            "subnet": ctx.ref("subnet", ip["subnet_id"]),
+                            "ip_address": ip["ip_address"],
+                        }
+                    )
+        out = []
+        for r in routers:
+            gateway = None
+            info = r.external_gateway_info or {}
+            if info.get("network_id"):
+                gateway = {
+                    "network": ctx.ref("external_network", info["network_id"]),
+                    "enable_snat": info.get("enable_snat"),
+                }
+            params = {
+                "description": r.description or "",
+                "admin_state_up": r.is_admin_state_up,
+                "tags": without_marker(r.tags),
+                "external_gateway": gateway,
+                "routes": sorted(
+                    (
+                        {"destination": x["destination"], "nexthop": x["nexthop"]}
+                        for x in r.routes or []
+                    ),
+                    key=_route_key,
+                ),
+                "interfaces": sorted(interfaces.get(r.id, []), key=_interface_key),
+            }
+            gateway_ips = [ip["ip_address"] for ip in info.get("external_fixed_ips") or []]
+            out.append(
+                self.resource(
+                    {"name": r.name}, params, r.id, ctx, status=r.status, gateway_ips=gateway_ips
+                )
+            )
+        return out
+
+    def normalise(self, params: Params) -> Params:
+        out = dict(params)
+        out["routes"] = sorted(params.get("routes", []), key=_route_key)
+        out["interfaces"] = sorted(params.get("interfaces", []), key=_interface_key)
+        return out
+
+    @staticmethod
+    def _gateway_body(ctx: Context, gateway: dict[str, Any] | None) -> dict[str, Any]:
+        if not gateway:
+            return {}
+        body: dict[str, Any] = {"network_id": ctx.resolve("external_network", gateway["network"])}
+        if gateway.get("enable_snat") is not None:
+            body["enable_snat"] = gateway["enable_snat"]
+        return body
+
+    def create(self, ctx: Context, resource: Resource) -> str:
+        p = resource.params
+        body: dict[str, Any] = {
+            "name": resource.identity["name"],
+            "project_id": ctx.project_id,
+            "description": p.get("description", ""),
+            "admin_state_up": p.get("admin_state_up", True),
+        }
+        if p.get("external_gateway"):
+            body["external_gateway_info"] = self._gateway_body(ctx, p["external_gateway"])
+        router = ctx.conn.network.create_router(**body)
+        ctx.conn.network.set_tags(router, with_marker(p))  # neutron refuses tags in POST
+        for interface in p.get("interfaces", []):
+            self._add_interface(ctx, router.id, interface)
+        if p.get("routes"):  # after the interfaces: each nexthop must be on one of them
+            ctx.conn.network.update_router(router.id, routes=p["routes"])
+        return str(router.id)
+
+    def update(
+        self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
+    ) -> None:
+        p, router_id = resource.params, current.cloud_id
+        body: dict[str, Any] = {
+            k: p.get(k) for k in ("description", "admin_state_up") if k in changed
+        }
+        if "external_gateway" in changed:
+            body["external_gateway_info"] = self._gateway_body(ctx, p.get("external_gateway"))
+        if body:
+            ctx.conn.network.update_router(router_id, **body)
+        if "tags" in changed:
+            ctx.conn.network.set_tags(ctx.conn.network.get_router(router_id), with_marker(p))
+        if not changed & {"routes", "interfaces"}:
+            return
+        want_routes = sorted(p.get("routes", []), key=_route_key)
+        have_routes = sorted(current.params.get("routes", []), key=_route_key)
+        kept = [r for r in have_routes if r in want_routes]
+        if kept != have_routes:  # first drop routes, which may need interfaces that go
+            ctx.conn.network.update_router(router_id, routes=kept)
+        want = {_interface_key(i): i for i in p.get("interfaces", [])}
+        have = {_interface_key(i): i for i in current.params.get("interfaces", [])}
+        for key, interface in have.items():
+            if key not in want:
+                ctx.conn.network.remove_interface_from_router(
+                    router_id, subnet=ctx.resolve("subnet", interface["subnet"])
+                )
+        for key, interface in want.items():
+            if key not in have:
+                self._add_interface(ctx, router_id, interface)
+        if want_routes != kept:
+            ctx.conn.network.update_router(router_id, routes=want_routes)
+
+    @staticmethod
+    def _add_interface(ctx: Context, router_id: str, interface: dict[str, Any]) -> None:
+        """Attach the router to a subnet at the interface's address: neutron does that itself
+        at the subnet's gateway address; any other address needs a port made for it first."""
+        net = ctx.conn.network
+        subnet_id = str(ctx.resolve("subnet", interface["subnet"]))
+        address = interface["ip_address"]
+        subnet = net.get_subnet(subnet_id)
+        if subnet.gateway_ip == address:
+            net.add_interface_to_router(router_id, subnet=subnet_id)
+            return
+        fixed = [{"subnet_id": subnet_id, "ip_address": address}]
+        leftover = [
+            port
+            for port in net.ports(
+                network_id=subnet.network_id,
+                fixed_ips=[f"subnet_id={subnet_id}", f"ip_address={address}"],
+            )
+            if not port.device_owner and port.description == INTERFACE_PORT_DESCRIPTION
+        ]
+        port = leftover[0] if leftover else None
+        if port is None:
+            port = net.create_port(
+                network_id=subnet.network_id,
+                project_id=ctx.project_id,
+                fixed_ips=fixed,
+                description=INTERFACE_PORT_DESCRIPTION,
+            )
+        net.add_interface_to_router(router_id, port=port.id)

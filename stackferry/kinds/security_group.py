@@ -1,0 +1,306 @@
+"""Neutron security groups, and their rules as a kind of their own.
+
+Rules are separate from groups so that groups referencing each other (a rule of A allowing B,
+a rule of B allowing A) never form a dependency cycle: every group is created first, then
+every rule. Neutron gives each project a ``default`` group of its own and refuses a second:
+the source's ``default`` is matched with the destination's by name, never created.
+
+Neutron also puts rules into groups on its own (the default group's rules, and egress rules in
+every new group). Those the source group lacks are deleted: at once when stackferry creates (or
+adopts) a group, and otherwise by the plan (``prune_within``), so each source rule exists
+exactly once and no other rule does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from openstack import exceptions
+
+from stackferry.engine.model import Resource
+from stackferry.kinds.base import Context, Kind, RefSpec, with_marker, without_marker
+
+DEFAULT_GROUP = "default"
+
+# neutron-lib's IP_PROTOCOL_NUM_TO_NAME_MAP: neutron treats a number and its name as one rule.
+PROTOCOL_NAMES = {
+    "0": "ip",
+    "1": "icmp",
+    "2": "igmp",
+    "4": "ipip",
+    "6": "tcp",
+    "8": "egp",
+    "17": "udp",
+    "33": "dccp",
+    "41": "ipv6-encap",
+    "43": "ipv6-route",
+    "44": "ipv6-frag",
+    "46": "rsvp",
+    "47": "gre",
+    "50": "esp",
+    "51": "ah",
+    "58": "ipv6-icmp",
+    "59": "ipv6-nonxt",
+    "60": "ipv6-opts",
+    "89": "ospf",
+    "112": "vrrp",
+    "113": "pgm",
+    "132": "sctp",
+    "136": "udplite",
+}
+FULL_PORT_RANGE = (1, 65535)  # neutron stores it as "no range"
+
+
+def canonical_protocol(protocol: Any, ethertype: str) -> str | None:
+    """One spelling per protocol, as neutron compares them: names over numbers, ``any`` is
+    None, and for IPv6 every ICMP spelling is ``ipv6-icmp``."""
+    if protocol is None or str(protocol).lower() == "any":
+        return None
+    value = str(protocol).lower()
+    if value == "hopopt":
+        value = "ip"
+    if value == "icmpv6" or (ethertype == "IPv6" and value in ("icmp", "1")):
+        value = "ipv6-icmp"
+    return PROTOCOL_NAMES.get(value, value)
+
+
+def canonical_prefix(prefix: str | None) -> str | None:
+    """The network a remote prefix names (host bits cleared); "any address" is None, which
+    neutron treats as the same rule as 0.0.0.0/0 and ::/0."""
+    if not prefix:
+        return None
+    network = ipaddress.ip_network(prefix, strict=False)
+    return None if network.prefixlen == 0 else network.compressed
+
+
+def rule_identity(
+    rule: dict[str, Any],
+    group: str,
+    remote_group: str | None,
+    remote_address_group: str | None,
+) -> dict[str, Any]:
+    """Everything that makes a rule the rule it is, in canonical form."""
+    ethertype = rule["ethertype"]
+    ports = (rule.get("port_range_min"), rule.get("port_range_max"))
+    if ports == FULL_PORT_RANGE:
+        ports = (None, None)
+    return {
+        "security_group": group,
+        "direction": rule["direction"],
+        "ethertype": ethertype,
+        "protocol": canonical_protocol(rule.get("protocol"), ethertype),
+        "port_range_min": ports[0],
+        "port_range_max": ports[1],
+        "remote_ip_prefix": canonical_prefix(rule.get("remote_ip_prefix")),
+        "remote_group": remote_group,
+        "remote_address_group": remote_address_group,
+    }
+
+
+class SecurityGroup(Kind):
+    name = "security_group"
+    plural = "security_groups"
+    description = "Neutron security groups (the project's default group is matched by name)"
+    params_schema = {
+        "type": "object",
+        "properties": {
+            "description": {"type": "string"},
+            "stateful": {"type": "boolean"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "additionalProperties": False,
+    }
+
+    def _params(self, group: Any) -> dict[str, Any]:
+        return {
+            "description": group.description or "",
+            "stateful": True if group.stateful is None else bool(group.stateful),
+            "tags": without_marker(group.tags),
+        }
+
+    def read(self, ctx: Context) -> list[Resource]:
+        # Listing a project's groups makes neutron create its default group if it has none.
+        return [
+            self.resource({"name": g.name}, self._params(g), g.id, ctx)
+            for g in ctx.conn.network.security_groups(project_id=ctx.project_id)
+        ]
+
+    def create(self, ctx: Context, resource: Resource) -> str:
+        p = resource.params
+        name = resource.identity["name"]
+        if name == DEFAULT_GROUP:
+            return self._adopt_default(ctx, resource)
+        group = ctx.conn.network.create_security_group(
+            name=name,
+            project_id=ctx.project_id,
+            description=p.get("description", ""),
+            stateful=p.get("stateful", True),
+        )
+        ctx.conn.network.set_tags(group, with_marker(p))  # neutron refuses tags in POST
+        self._drop_rules(ctx, group.security_group_rules)
+        return str(group.id)
+
+    def _adopt_default(self, ctx: Context, resource: Resource) -> str:
+        """The destination project's own default group, brought to the source's params. Only
+        reached when the project did not exist when the plan was made: the group is new."""
+        group = next(
+            iter(ctx.conn.network.security_groups(project_id=ctx.project_id, name=DEFAULT_GROUP)),
+            None,
+        )
+        if group is None:
+            raise LookupError(f"neutron did not create project {ctx.project_id}'s default group")
+        current = Resource(self.name, resource.identity, self._params(group), {"id": group.id})
+        changed = self.changed_fields(resource.params, current.params)
+        if changed:
+            self.update(ctx, resource, current, changed)
+        self._drop_rules(ctx, group.security_group_rules)
+        return str(group.id)
+
+    @staticmethod
+    def _drop_rules(ctx: Context, rules: list[dict[str, Any]] | None) -> None:
+        """Rules neutron put into a group it just created; the rule kind creates the source's."""
+        for rule in rules or []:
+            ctx.conn.network.delete_security_group_rule(rule["id"], ignore_missing=True)
+
+    def update(
+        self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
+    ) -> None:
+        p = resource.params
+        body = {k: p.get(k) for k in ("description", "stateful") if k in changed}
+        if body:
+            ctx.conn.network.update_security_group(current.cloud_id, **body)
+        if "tags" in changed:
+            ctx.conn.network.set_tags(
+                ctx.conn.network.get_security_group(current.cloud_id), with_marker(p)
+            )
+
+
+class SecurityGroupRule(Kind):
+    """A rule, named by its group and every field that defines it. Neutron cannot change a
+    rule in place, so only the description could differ, and that is a conflict."""
+
+    name = "security_group_rule"
+    plural = "security_group_rules"
+    description = "Security group rules (rules the destination alone has in them are deleted)"
+    identity_fields = (
+        "security_group",
+        "direction",
+        "ethertype",
+        "protocol",
+        "port_range_min",
+        "port_range_max",
+        "remote_ip_prefix",
+        "remote_group",
+        "remote_address_group",
+    )
+    params_schema = {
+        "type": "object",
+        "required": ["security_group"],
+        "properties": {
+            "security_group": {"type": "object"},
+            "remote_group": {"type": ["object", "null"]},
+            "description": {"type": "string"},
+        },
+        "additionalProperties": False,
+    }
+    refs = (
+        RefSpec("security_group", "security_group"),
+        RefSpec("remote_group", "security_group"),
+    )
+    immutable = frozenset({"security_group", "remote_group", "description"})
+    prune_within = "security_group"
+
+    def read(self, ctx: Context) -> list[Resource]:
+        # Rules are listed inside their groups: a rule an admin added to the tenant's group
+        # belongs to the admin's project, so listing rules by project would miss it.
+        groups = list(ctx.conn.network.security_groups(project_id=ctx.project_id))
+        address_groups: dict[str, str] | None = None
+        out = []
+        for group in groups:
+            for rule in group.security_group_rules or []:
+                remote = ctx.ref("security_group", rule.get("remote_group_id"))
+                address_group = None
+                if rule.get("remote_address_group_id"):
+                    if address_groups is None:
+                        address_groups = {
+                            a.id: a.name
+                            for a in ctx.conn.network.address_groups(project_id=ctx.project_id)
+                        }
+                    address_group = address_groups.get(rule["remote_address_group_id"])
+                    if address_group is None:
+                        raise LookupError(
+                            f"address group {rule['remote_address_group_id']} of a rule of "
+                            f"security group {group.name} is not the tenant's"
+                        )
+                identity = rule_identity(
+                    rule, group.name, remote["name"] if remote else None, address_group
+                )
+                params = {
+                    "security_group": {"name": group.name},
+                    "remote_group": remote,
+                    "description": rule.get("description") or "",
+                }
+                out.append(self.resource(identity, params, rule["id"], ctx))
+        return out
+
+    def create(self, ctx: Context, resource: Resource) -> str:
+        i, p = resource.identity, resource.params
+        group_id = str(ctx.resolve("security_group", p["security_group"]))
+        body: dict[str, Any] = {
+            "security_group_id": group_id,
+            "project_id": ctx.project_id,  # else an admin's rule would be the admin's project's
+            "direction": i["direction"],
+            "ethertype": i["ethertype"],
+            "protocol": i["protocol"],
+            "port_range_min": i["port_range_min"],
+            "port_range_max": i["port_range_max"],
+            "remote_ip_prefix": i["remote_ip_prefix"],
+            "remote_group_id": ctx.resolve("security_group", p.get("remote_group")),
+            "description": p.get("description", ""),
+        }
+        if i.get("remote_address_group"):
+            body["remote_address_group_id"] = self._address_group(ctx, i["remote_address_group"])
+        try:
+            rule = ctx.conn.network.create_security_group_rule(**body)
+        except exceptions.ConflictException:
+            # The rule exists (neutron compares rules as the identity does): use that one.
+            found = self._find(ctx, group_id, resource)
+            if found is None:
+                raise
+            return found
+        return str(rule.id)
+
+    def _find(self, ctx: Context, group_id: str, resource: Resource) -> str | None:
+        group = ctx.conn.network.get_security_group(group_id)
+        for rule in group.security_group_rules or []:
+            remote = ctx.ids.identity("security_group", rule.get("remote_group_id") or "")
+            identity = rule_identity(
+                rule,
+                resource.identity["security_group"],
+                remote["name"] if remote else None,
+                resource.identity.get("remote_address_group")
+                if rule.get("remote_address_group_id")
+                else None,
+            )
+            if identity == resource.identity:
+                return str(rule["id"])
+        return None
+
+    @staticmethod
+    def _address_group(ctx: Context, name: str) -> str:
+        found = list(ctx.conn.network.address_groups(project_id=ctx.project_id, name=name))
+        if len(found) != 1:
+            raise LookupError(
+                f"address group {name!r} does not exist (once) in the destination project; "
+                "stackferry does not migrate address groups: create it first"
+            )
+        return str(found[0].id)
+
+    def update(
+        self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
+    ) -> None:
+        raise NotImplementedError("neutron cannot change a security group rule in place")
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        ctx.conn.network.delete_security_group_rule(current.cloud_id, ignore_missing=True)
