@@ -8,6 +8,7 @@ so (network, MAC) names it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -116,13 +117,19 @@ class Port(Kind):
         out["security_groups"] = sorted(params.get("security_groups", []), key=_group_key)
         return out
 
-    def _body(self, ctx: Context, params: Params) -> dict[str, Any]:
+    def _body(self, ctx: Context, params: Params, mac: str) -> dict[str, Any]:
         """The API's fields for the port's params (references resolved)."""
         return {
             "name": params.get("name", ""),
             "description": params.get("description", ""),
             "fixed_ips": [
-                {"subnet_id": ctx.resolve("subnet", ip["subnet"]), "ip_address": ip["ip_address"]}
+                {"subnet_id": ctx.resolve("subnet", ip["subnet"])}
+                # neutron derives an address from the MAC (SLAAC) itself and refuses to be told
+                if _is_eui64(ip["ip_address"], mac)
+                else {
+                    "subnet_id": ctx.resolve("subnet", ip["subnet"]),
+                    "ip_address": ip["ip_address"],
+                }
                 for ip in params.get("fixed_ips", [])
             ],
             "allowed_address_pairs": [dict(p) for p in params.get("allowed_address_pairs", [])],
@@ -139,7 +146,7 @@ class Port(Kind):
             network_id=ctx.resolve("network", p["network"]),
             project_id=ctx.project_id,
             mac_address=resource.identity["mac_address"],
-            **self._body(ctx, p),
+            **self._body(ctx, p, resource.identity["mac_address"]),
         )
         ctx.conn.network.set_tags(port, with_marker(p))  # neutron refuses tags in POST
         return str(port.id)
@@ -149,8 +156,24 @@ class Port(Kind):
     ) -> None:
         p = resource.params
         names = {"security_group_ids": "security_groups"}
-        body = {k: v for k, v in self._body(ctx, p).items() if names.get(k, k) in changed}
+        body = {
+            k: v
+            for k, v in self._body(ctx, p, resource.identity["mac_address"]).items()
+            if names.get(k, k) in changed
+        }
         if body:  # one call: port security and the groups/pairs it allows change together
             ctx.conn.network.update_port(current.cloud_id, **body)
         if "tags" in changed:
             ctx.conn.network.set_tags(ctx.conn.network.get_port(current.cloud_id), with_marker(p))
+
+
+def _is_eui64(address: str, mac: str | None) -> bool:
+    """Whether an IPv6 address's interface ID is the modified EUI-64 of ``mac``."""
+    if not mac:
+        return False
+    ip = ipaddress.ip_address(address)
+    if ip.version != 6:
+        return False
+    octets = bytes(int(b, 16) for b in mac.split(":"))
+    eui = bytes([octets[0] ^ 0x02]) + octets[1:3] + b"\xff\xfe" + octets[3:6]
+    return int(ip) & (2**64 - 1) == int.from_bytes(eui, "big")
