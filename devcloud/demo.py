@@ -59,6 +59,18 @@ def seed_tenant(
     conn: Connection, project_id: str, scale: int = 1, user_id: str | None = None
 ) -> dict[str, int]:
     s = Seeder(conn, project_id)
+    # Quotas first: larger scales need more than the defaults allow.
+    conn.compute.update_quota_set(project_id, instances=20, cores=40)
+    conn.network.update_quota(
+        project_id,
+        networks=10 + 5 * scale,
+        security_groups=10 + 5 * scale,
+        security_group_rules=100 + 20 * scale,
+        subnets=10 + 5 * scale,
+        ports=50 + 10 * scale,
+        floating_ips=10 + 2 * scale,
+    )
+    sdk.block_storage(conn).update_quota_set(project_id, volumes=15, gigabytes=500)
     public = conn.network.find_network("public", ignore_missing=False)
     router = next(iter(s.net.routers(name="edge", project_id=project_id)), None)
     if router is None:
@@ -186,9 +198,6 @@ def seed_tenant(
             flavor, {"hw:cpu_policy": "shared", "demo:tier": "small"}
         )
         conn.compute.flavor_add_tenant_access(flavor, project_id)
-    conn.compute.update_quota_set(project_id, instances=20, cores=40)
-    conn.network.update_quota(project_id, networks=50, security_groups=60)
-    sdk.block_storage(conn).update_quota_set(project_id, volumes=15, gigabytes=500)
     return {
         "networks": len(list(s.net.networks(project_id=project_id))),
         "security_groups": len(list(s.net.security_groups(project_id=project_id))),
@@ -207,6 +216,7 @@ def seed_demo(
     # Server groups take their project from the token: made as the tenant's own user.
     tenant = connect(clouds_yaml, f"{cloud}-demo")
     if not any(g.name == "spread" for g in tenant.compute.server_groups()):
-        tenant.compute.create_server_group(name="spread", policy="anti-affinity",
-                                           rules={"max_server_per_host": 2})
+        tenant.compute.create_server_group(
+            name="spread", policy="anti-affinity", rules={"max_server_per_host": 2}
+        )
     return counts
