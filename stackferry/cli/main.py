@@ -99,12 +99,27 @@ def cli() -> None:
     """
 
 
+def tenant_options(func: F) -> F:
+    """The tenant to read and the name filters: shared by export and migrate."""
+    for option in reversed(
+        (
+            click.option("--project", required=True, help="Project (tenant) to move."),
+            click.option(
+                "--domain", default="Default", show_default=True, help="The project's domain."
+            ),
+            click.option("--include", metavar="REGEX", help="Only resources whose name matches."),
+            click.option(
+                "--exclude", metavar="REGEX", help="Leave out resources whose name matches."
+            ),
+        )
+    ):
+        func = option(func)
+    return func
+
+
 @cli.command()
 @click.option("--src", required=True, metavar="CLOUD", help="Source cloud (clouds.yaml name).")
-@click.option("--project", required=True, help="Project (tenant) to export.")
-@click.option("--domain", default="Default", show_default=True, help="The project's domain.")
-@click.option("--include", metavar="REGEX", help="Only resources whose name matches.")
-@click.option("--exclude", metavar="REGEX", help="Leave out resources whose name matches.")
+@tenant_options
 @workdir_option
 @selection_options
 @handles_errors
@@ -350,10 +365,7 @@ def verify(
 @cli.command()
 @click.option("--src", required=True, metavar="CLOUD", help="Source cloud.")
 @click.option("--dst", required=True, metavar="CLOUD", help="Destination cloud.")
-@click.option("--project", required=True, help="Project (tenant) to migrate.")
-@click.option("--domain", default="Default", show_default=True, help="The project's domain.")
-@click.option("--include", metavar="REGEX", help="Only resources whose name matches.")
-@click.option("--exclude", metavar="REGEX", help="Leave out resources whose name matches.")
+@tenant_options
 @click.option("--calls", is_flag=True, help="Print the API calls made, by service and method.")
 @workdir_option
 @mapping_option

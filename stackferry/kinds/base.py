@@ -249,6 +249,19 @@ class Kind:
         return Resource(self.name, identity, params, {"id": cloud_id, **facts})
 
 
+def records(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON Schema of a list of small records with exactly these fields (e.g. fixed IPs)."""
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": list(required),
+            "properties": {**required, **(optional or {})},
+            "additionalProperties": False,
+        },
+    }
+
+
 def without_marker(tags: list[str] | None) -> list[str]:
     """Tags as exported and compared: ours left out."""
     return sorted(t for t in (tags or []) if t != MARKER_TAG)

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.base import Context, Kind, RefSpec, with_marker, without_marker
+from stackferry.kinds.base import Context, Kind, RefSpec, records, with_marker, without_marker
 
 
 def _fixed_ip_key(ip: dict[str, Any]) -> tuple[str, str]:
@@ -40,30 +40,10 @@ class Port(Kind):
             "network": {"type": "object"},
             "name": {"type": "string"},
             "description": {"type": "string"},
-            "fixed_ips": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["subnet", "ip_address"],
-                    "properties": {
-                        "subnet": {"type": "object"},
-                        "ip_address": {"type": "string"},
-                    },
-                    "additionalProperties": False,
-                },
-            },
-            "allowed_address_pairs": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["ip_address"],
-                    "properties": {
-                        "ip_address": {"type": "string"},
-                        "mac_address": {"type": "string"},
-                    },
-                    "additionalProperties": False,
-                },
-            },
+            "fixed_ips": records({"subnet": {"type": "object"}, "ip_address": {"type": "string"}}),
+            "allowed_address_pairs": records(
+                {"ip_address": {"type": "string"}}, {"mac_address": {"type": "string"}}
+            ),
             "port_security_enabled": {"type": "boolean"},
             "security_groups": {"type": "array", "items": {"type": "object"}},
             "admin_state_up": {"type": "boolean"},

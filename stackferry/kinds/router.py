@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.base import Context, Kind, RefSpec, with_marker, without_marker
+from stackferry.kinds.base import Context, Kind, RefSpec, records, with_marker, without_marker
 
 INTERFACE_OWNERS = (
     "network:router_interface",
@@ -50,30 +50,8 @@ class Router(Kind):
                 },
                 "additionalProperties": False,
             },
-            "routes": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["destination", "nexthop"],
-                    "properties": {
-                        "destination": {"type": "string"},
-                        "nexthop": {"type": "string"},
-                    },
-                    "additionalProperties": False,
-                },
-            },
-            "interfaces": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["subnet", "ip_address"],
-                    "properties": {
-                        "subnet": {"type": "object"},
-                        "ip_address": {"type": "string"},
-                    },
-                    "additionalProperties": False,
-                },
-            },
+            "routes": records({"destination": {"type": "string"}, "nexthop": {"type": "string"}}),
+            "interfaces": records({"subnet": {"type": "object"}, "ip_address": {"type": "string"}}),
         },
         "additionalProperties": False,
     }
