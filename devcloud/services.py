@@ -180,13 +180,16 @@ def glance(ctx: Context) -> None:
         {
             "DEFAULT": {
                 "log_file": ctx.logs / "glance.log",
-                "enabled_backends": "fs:file",
+                # Two stores, so images can be moved between backends (copy-image import).
+                "enabled_backends": "fs:file, fs2:file",
+                "enabled_import_methods": "[glance-direct,web-download,copy-image]",
                 "bind_host": LOOPBACK,
                 "bind_port": cloud.port("glance"),
             },
             "database": {"connection": ctx.database("glance", "glance")},
             "glance_store": {"default_backend": "fs"},
             "fs": {"filesystem_store_datadir": state / "glance-images"},
+            "fs2": {"filesystem_store_datadir": state / "glance-images-2"},
             "os_glance_staging_store": {"filesystem_store_datadir": state / "glance-staging"},
             "os_glance_tasks_store": {"filesystem_store_datadir": state / "glance-tasks"},
             "paste_deploy": {"flavor": "keystone"},
