@@ -6,11 +6,15 @@ Idempotent (finds before it creates), so ``scripts/demo.sh`` can run any number 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
+import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from openstack import exceptions
 from openstack.connection import Connection
 
 from devcloud.seed import connect
@@ -220,3 +224,89 @@ def seed_demo(
             name="spread", policy="anti-affinity", rules={"max_server_per_host": 2}
         )
     return counts
+
+
+def _wait(fetch: Any, status: str, what: str, timeout: float = 600) -> Any:
+    deadline = time.monotonic() + timeout
+    item = fetch()
+    while item.status != status:
+        if item.status in ("error", "killed") or time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: {item.status}")
+        time.sleep(1)
+        item = fetch()
+    return item
+
+
+def seed_data(
+    admin: Connection,
+    member: Connection,
+    project_id: str,
+    share_with: str | None = None,
+    image_mib: int = 4,
+    volume_gib: int = 1,
+) -> dict[str, str]:
+    """Three images (one protected with custom properties, one shared, one private with
+    limits) and two volumes (one bootable from an image, one made from a snapshot) with random
+    bytes, as a tenant's own user would make them. Returns name -> ID. Idempotent by name."""
+    images, volumes = sdk.image(member), sdk.block_storage(member)
+    sdk.block_storage(admin).update_quota_set(project_id, volumes=20, gigabytes=200, snapshots=10)
+    made: dict[str, str] = {}
+
+    def image(name: str, **attrs: Any) -> str:
+        found = next(iter(images.images(name=name, owner=project_id)), None)
+        if found is None:
+            found = images.create_image(
+                name=name,
+                data=os.urandom(image_mib * 1024 * 1024),
+                disk_format="raw",
+                container_format="bare",
+                allow_duplicates=True,
+                wait=True,
+                **attrs,
+            )
+        made[name] = str(found.id)
+        return str(found.id)
+
+    image("golden", is_protected=True, tags=["golden"], os_distro="cirros",
+          hw_disk_bus="virtio", visibility="private")  # fmt: skip
+    shared = image("shared-tools", visibility="shared", team="ops")
+    small = image("small-private", visibility="private", min_disk=1, min_ram=64, build="42")
+    if share_with and not any(m.member_id == share_with for m in images.members(shared)):
+        images.add_member(shared, member_id=share_with)
+        admin.image.put(f"/images/{shared}/members/{share_with}", json={"status": "accepted"})
+
+    def volume(name: str, **attrs: Any) -> str:
+        found = next((v for v in volumes.volumes() if v.name == name), None)
+        if found is None:
+            found = volumes.create_volume(name=name, size=volume_gib, **attrs)
+            _wait(lambda: volumes.get_volume(found.id), "available", f"volume {name}")
+        made[name] = str(found.id)
+        return str(found.id)
+
+    volume("boot-vol", image_id=small, description="boots small-private")
+    if not any(v.name == "data-from-snap" for v in volumes.volumes()):
+        scratch = volume("scratch", image_id=made["golden"])
+        snap = volumes.create_snapshot(volume_id=scratch, name="scratch-snap")
+        _wait(lambda: volumes.get_snapshot(snap.id), "available", "snapshot")
+        volume("data-from-snap", snapshot_id=snap.id, metadata={"purpose": "data"})
+        volumes.set_volume_bootable_status(made["data-from-snap"], False)
+        volumes.delete_snapshot(snap)
+        _wait_deleted(partial(volumes.get_snapshot, snap.id))
+        volumes.delete_volume(scratch)
+        _wait_deleted(partial(volumes.get_volume, scratch))
+        made.pop("scratch")
+    else:
+        volume("data-from-snap")
+    return made
+
+
+def _wait_deleted(find: Any, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            find()
+        except exceptions.NotFoundException:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("not deleted in time")
+        time.sleep(1)

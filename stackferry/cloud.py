@@ -4,7 +4,9 @@ counting every API call each connection makes, by service and HTTP method."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -135,3 +137,35 @@ def is_transient(exc: BaseException) -> bool:
         | ksa_exceptions.RetriableConnectionFailure
         | ConnectionError,
     )
+
+
+def wait_until(
+    fetch: Callable[[], Any],
+    done: Callable[[Any], bool],
+    what: str,
+    timeout: float,
+    failed: Callable[[Any], str | None] = lambda _: None,
+    interval: float = 1.0,
+) -> Any:
+    """Poll ``fetch`` until ``done``; a ``failed`` answer or the timeout raises, saying which
+    state the thing was last seen in."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        reason = failed(value)
+        if reason:
+            raise RuntimeError(f"{what}: {reason}")
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done after {timeout:.0f} s (last seen: {value})")
+        time.sleep(interval)
+        interval = min(interval * 1.5, 5.0)
+
+
+def rest(proxy: Any, method: str, path: str, **kwargs: Any) -> Any:
+    """A raw REST call through a service proxy (for what openstacksdk does not model), with
+    an error status raised as openstacksdk's exception, as its own calls do."""
+    response = getattr(proxy, method)(path, **kwargs)
+    sdk_exceptions.raise_from_response(response)
+    return response

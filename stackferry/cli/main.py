@@ -15,13 +15,14 @@ import click
 from stackferry import __version__
 from stackferry.cli import render
 from stackferry.cloud import CallCounter, connect
+from stackferry.data.archive import Archive
 from stackferry.engine import run
 from stackferry.engine.errors import StackferryError
 from stackferry.engine.journal import Journal
 from stackferry.engine.mapping import Mapping
 from stackferry.engine.registry import Registry
 from stackferry.engine.workdir import Workdir, published_schema
-from stackferry.kinds.base import Kind, Tenant
+from stackferry.kinds.base import DataPlane, Kind, Tenant
 from stackferry.kinds.catalog import registry as make_registry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -228,8 +229,13 @@ def _apply(
     dry_run: bool,
     quiet: bool,
     counter: CallCounter,
+    src: str | None = None,
+    archive: Path | None = None,
 ) -> bool:
     reg, wd, planned = _plan(dst, workdir, mapping, only, skip, counter)
+    data_bytes = sum(
+        int(s.resource.facts.get("size") or 0) for s in planned.plan.steps if run.moves_data(reg, s)
+    )
     if not quiet or dry_run:
         render.console.print(render.plan_table(planned.plan))
     render.console.print(f"plan: {render.plan_summary(planned.plan)}")
@@ -245,9 +251,25 @@ def _apply(
             f"resuming: {len(interrupted)} step(s) were in flight when an "
             "earlier run stopped; the plan above accounts for them"
         )
-    with render.StepProgress(planned.plan, quiet) as progress:
-        outcome = run.apply(reg, planned, journal, parallel, progress)
+    with render.StepProgress(planned.plan, quiet, data_bytes) as progress:
+        data = DataPlane(
+            source=connect(src, counter, "source") if src else None,
+            archive=Archive(archive) if archive else None,
+            monitor=progress,
+        )
+        try:
+            outcome = run.apply(reg, planned, journal, parallel, progress, data)
+        except StackferryError:
+            journal.finish_run("refused")
+            raise
     journal.finish_run("failed" if outcome.failed else "ok")
+    temporaries = planned.ctx.temporaries
+    for leftover in temporaries.left if temporaries else []:
+        render.err_console.print(
+            f"[yellow]warning:[/yellow] temporary not removed yet (the next run retries): "
+            f"{leftover}",
+            highlight=False,
+        )
     journal.close()
     if not quiet:
         render.console.print(render.outcome_table(planned.plan, outcome))
@@ -263,6 +285,8 @@ def _apply(
     report = {
         "summary": {x: states.count(x) for x in set(states) if x},
         "write_calls": writes,
+        "data_bytes_planned": data_bytes,
+        "temporaries_left": temporaries.left if temporaries else [],
         "api_latency_seconds": round(counter.latency, 3),
         "steps": [
             {
@@ -283,6 +307,13 @@ def _apply(
 
 def apply_options(func: F) -> F:
     func = click.option(
+        "--archive",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Also write the bytes of every image and volume moved to this folder, with a "
+        "SHA-256 manifest (read once from the source).",
+    )(func)
+    func = click.option(
         "--parallel", default=8, show_default=True, help="Resources created at the same time."
     )(func)
     func = click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")(func)
@@ -291,6 +322,9 @@ def apply_options(func: F) -> F:
 
 @cli.command()
 @click.option("--dst", required=True, metavar="CLOUD", help="Destination cloud.")
+@click.option(
+    "--src", metavar="CLOUD", help="Source cloud: needed to move images' and volumes' bytes."
+)
 @workdir_option
 @mapping_option
 @selection_options
@@ -298,6 +332,7 @@ def apply_options(func: F) -> F:
 @handles_errors
 def apply(
     dst: str,
+    src: str | None,
     workdir: Path,
     mapping: Path | None,
     only: tuple[str, ...],
@@ -305,9 +340,12 @@ def apply(
     parallel: int,
     dry_run: bool,
     quiet: bool,
+    archive: Path | None,
 ) -> None:
     """Carry out the plan: create and update what differs; safe to re-run at any time."""
-    ok = _apply(dst, workdir, mapping, only, skip, parallel, dry_run, quiet, CallCounter())
+    ok = _apply(
+        dst, workdir, mapping, only, skip, parallel, dry_run, quiet, CallCounter(), src, archive
+    )
     sys.exit(0 if ok else EXIT_FAILED)
 
 
@@ -387,12 +425,13 @@ def migrate(
     parallel: int,
     dry_run: bool,
     quiet: bool,
+    archive: Path | None,
 ) -> None:
     """Export, plan, apply and verify in one go: the everyday command. Re-run it after any
     failure or interruption; it continues where the last run stopped."""
     counter = CallCounter()
     _export(src, project, domain, include, exclude, workdir, only, skip, counter)
-    ok = _apply(dst, workdir, mapping, only, skip, parallel, dry_run, quiet, counter)
+    ok = _apply(dst, workdir, mapping, only, skip, parallel, dry_run, quiet, counter, src, archive)
     if not dry_run:
         ok = _verify(dst, None, workdir, mapping, only, skip, counter) and ok
     if calls:
@@ -407,6 +446,7 @@ def _register_lab() -> None:
     except ImportError:  # installed without the lab
         return
     cli.add_command(lab, name="lab")
+
 
 
 _register_lab()

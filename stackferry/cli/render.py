@@ -6,8 +6,21 @@ import json
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from stackferry.cloud import CallCounter
 from stackferry.engine.apply import Outcome
@@ -131,17 +144,32 @@ def calls_table(counter: CallCounter) -> Table:
     return table
 
 
-class StepProgress:
-    """Live progress of apply: one bar per kind, with errors so far."""
+class _ByUnit(ProgressColumn):
+    """One column, rendered by the task's unit: byte tasks show bytes, rate and ETA (like
+    rclone), step tasks show counts and elapsed time."""
 
-    def __init__(self, plan: Plan, quiet: bool) -> None:
+    def __init__(self, for_bytes: ProgressColumn, for_steps: ProgressColumn | None) -> None:
+        super().__init__()
+        self.for_bytes, self.for_steps = for_bytes, for_steps
+
+    def render(self, task: Task) -> Any:
+        column = self.for_bytes if task.fields.get("unit") == "bytes" else self.for_steps
+        return column.render(task) if column else Text("")
+
+
+class StepProgress:
+    """Live progress of apply: one bar per kind, with errors so far; and, while data moves,
+    one bar per transfer plus the total bytes, with rate and ETA."""
+
+    def __init__(self, plan: Plan, quiet: bool, data_bytes: int = 0) -> None:
         self.quiet = quiet
         self.progress = Progress(
-            TextColumn("{task.description:<20}"),
+            TextColumn("{task.description:<28}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            _ByUnit(DownloadColumn(), MofNCompleteColumn()),
+            _ByUnit(TransferSpeedColumn(), None),
+            _ByUnit(TimeRemainingColumn(), TimeElapsedColumn()),
             TextColumn("{task.fields[errors]}"),
-            TimeElapsedColumn(),
             console=console,
             disable=quiet,
         )
@@ -156,6 +184,11 @@ class StepProgress:
                 self.progress.update(
                     self.tasks[kind], total=self.progress.tasks[self.tasks[kind]].total + 1
                 )
+        self.total: TaskID | None = None
+        if data_bytes:
+            self.total = self.progress.add_task(
+                "data, all transfers", total=data_bytes, unit="bytes", errors=""
+            )
 
     def __enter__(self) -> StepProgress:
         self.progress.__enter__()
@@ -172,3 +205,23 @@ class StepProgress:
             self.errors[step.resource.kind] += 1
             self.progress.update(task, errors=f"[red]{self.errors[step.resource.kind]} failed")
         self.progress.advance(task)
+
+    def start(self, label: str, total: int | None) -> _TransferMeter:
+        """The data plane's Monitor: a bar for one transfer, removed when it ends."""
+        task = self.progress.add_task(f"  {label}", total=total, unit="bytes", errors="")
+        return _TransferMeter(self, task)
+
+
+class _TransferMeter:
+    def __init__(self, owner: StepProgress, task: TaskID) -> None:
+        self.owner, self.task = owner, task
+
+    def advance(self, nbytes: int) -> None:
+        self.owner.progress.advance(self.task, nbytes)
+        if self.owner.total is not None:
+            self.owner.progress.advance(self.owner.total, nbytes)
+
+    def finish(self, ok: bool) -> None:
+        if not ok:
+            self.owner.progress.update(self.task, errors="[red]failed")
+        self.owner.progress.remove_task(self.task)

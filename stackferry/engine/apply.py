@@ -172,7 +172,8 @@ class Executor:
                     set(step.changes),
                 )
             )
-            return str(step.current.id)
+            # An update may replace the resource (e.g. an image whose upload was cut short).
+            return str(self.ctx.ids.id(kind.name, step.resource.identity) or step.current.id)
 
         def create() -> str:
             try:

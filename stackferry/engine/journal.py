@@ -149,10 +149,11 @@ class Journal:
             )
 
     def temporaries_pending(self) -> list[tuple[str, str, str]]:
-        rows = self._db.execute(
-            "SELECT key, description, undo FROM temporaries "
-            "WHERE removed_at IS NULL ORDER BY recorded_at"
-        )
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, description, undo FROM temporaries "
+                "WHERE removed_at IS NULL ORDER BY recorded_at, rowid"
+            ).fetchall()
         return [(str(k), str(d), str(u)) for k, d, u in rows]
 
     def temporary_removed(self, key: str) -> None:

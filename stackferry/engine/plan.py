@@ -131,7 +131,7 @@ def make_plan(
                 step.changes = {
                     f: (existing.params.get(f), resource.params.get(f)) for f in sorted(changed)
                 }
-                frozen = changed & kind.immutable
+                frozen = kind.conflicting(changed, existing)
                 if frozen:
                     step.action = "conflict"
                     step.reason = (

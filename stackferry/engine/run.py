@@ -16,11 +16,11 @@ from stackferry.engine.errors import StackferryError
 from stackferry.engine.journal import Journal
 from stackferry.engine.mapping import Mapping
 from stackferry.engine.model import Resource, identity_key
-from stackferry.engine.plan import Plan, make_plan, parent_key, read_destination
+from stackferry.engine.plan import WRITES, Plan, Step, make_plan, parent_key, read_destination
 from stackferry.engine.registry import Registry
 from stackferry.engine.temporaries import Temporaries
 from stackferry.engine.workdir import Workdir, write_atomic
-from stackferry.kinds.base import Context, Kind, Tenant
+from stackferry.kinds.base import Context, DataPlane, Kind, Tenant
 
 
 def _tenant_kind(registry: Registry) -> Kind | None:
@@ -58,7 +58,8 @@ def read_tenant(
         except LookupError as exc:
             raise StackferryError(
                 f"reading {kind.plural}: {exc}: it references something outside the tenant "
-                f"that stackferry does not move; --skip {kind.plural} or --exclude it") from None
+                f"that stackferry does not move; --skip {kind.plural} or --exclude it"
+            ) from None
         if tenant_kind is not None and kind.name == tenant_kind.name:
             ctx.tenant.id = ctx.ids.id(kind.name, {"name": tenant.name, "domain": tenant.domain})
     return ctx, found
@@ -131,15 +132,39 @@ def plan(
     return Planned(make_plan(registry, chosen, desired, current, tenant_key), ctx, tenant, chosen)
 
 
+def moves_data(registry: Registry, step: Step) -> bool:
+    """Will this step stream bytes from the source?"""
+    kind = registry[step.resource.kind]
+    return bool(
+        getattr(kind, "moves_data", False)
+        and step.action in WRITES
+        and step.action != "delete"
+        and (step.action == "create" or "data" in step.changes)
+    )
+
+
 def apply(
     registry: Registry,
     planned: Planned,
     journal: Journal,
     parallel: int,
     progress: Progress | None = None,
+    data: DataPlane | None = None,
 ) -> Outcome:
+    if data is not None:
+        planned.ctx.data = data
+    movers = [s for s in planned.plan.steps if moves_data(registry, s)]
+    if movers and planned.ctx.data.source is None:
+        raise StackferryError(
+            f"{len(movers)} resource(s) carry data ({movers[0].resource.kind} "
+            f"{movers[0].resource.label}, ...): give the source cloud with --src, or leave "
+            "them out with --skip images --skip volumes"
+        )
     tenant_kind = _tenant_kind(registry)
-    planned.ctx.temporaries = Temporaries(journal, planned.ctx.conn)
+    conns = {"destination": planned.ctx.conn}
+    if planned.ctx.data.source is not None:
+        conns["source"] = planned.ctx.data.source
+    planned.ctx.temporaries = Temporaries(journal, conns)
     executor = Executor(
         registry,
         planned.ctx,

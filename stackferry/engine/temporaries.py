@@ -1,25 +1,30 @@
 """Temporary things a run makes and must take away again, even if it is killed.
 
-Each is written to the journal *before* it is made, with what is needed to undo it; at the
-end of every run (including the run after a kill) everything recorded and not yet undone is
-undone. Undo steps are looked up by type here, so a later process can carry them out.
+Each is written to the journal *before* it is made, with what is needed to undo it (and in
+which cloud); at the end of every run (including the run after a kill) everything recorded
+and not yet undone is undone. Things whose ID is only known after the create call (images,
+volumes, snapshots) are recorded by a unique name and undone by that name. Undo steps are
+looked up by type here, so a later process can carry them out.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from openstack import exceptions
 from openstack.connection import Connection
 
 from stackferry import sdk
-from stackferry.engine.journal import Journal
+from stackferry.cloud import rest
 
 Undo = Callable[[Connection, dict[str, Any]], None]
 UNDO: dict[str, Undo] = {}
+SETTLE_SECONDS = 300  # how long an undo waits for a resource to leave a busy state
 
 
 def undoes(kind: str) -> Callable[[Undo], Undo]:
@@ -37,23 +42,97 @@ def _revoke_project_role(conn: Connection, spec: dict[str, Any]) -> None:
     )
 
 
-class Temporaries:
-    def __init__(self, journal: Journal, conn: Connection) -> None:
-        self.journal, self.conn = journal, conn
+@undoes("image_named")
+def _delete_images_named(conn: Connection, spec: dict[str, Any]) -> None:
+    images = rest(
+        conn.image, "get", "/images", params={"name": spec["name"], "visibility": "all"}
+    ).json()["images"]
+    for image in images:
+        rest(conn.image, "delete", f"/images/{image['id']}")
 
-    def record(self, key: str, description: str, undo_type: str, spec: dict[str, Any]) -> None:
+
+def _settled(fetch: Callable[[], Any], busy: set[str]) -> None:
+    """Wait while the thing is in a state it cannot be deleted in (gone is fine too)."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    with contextlib.suppress(exceptions.NotFoundException):
+        while fetch().status in busy and time.monotonic() < deadline:
+            time.sleep(2)
+
+
+@undoes("snapshot_named")
+def _delete_snapshots_named(conn: Connection, spec: dict[str, Any]) -> None:
+    bs = sdk.block_storage(conn)
+    for snap in list(bs.snapshots(details=True, all_projects=True, name=spec["name"])):
+        snap_id = str(snap.id)
+        _settled(partial(bs.get_snapshot, snap_id), {"creating"})
+        bs.delete_snapshot(snap_id, force=True)
+
+
+@undoes("volume_named")
+def _delete_volumes_named(conn: Connection, spec: dict[str, Any]) -> None:
+    bs = sdk.block_storage(conn)
+    for volume in list(bs.volumes(details=True, all_projects=True, name=spec["name"])):
+        volume_id = str(volume.id)
+        # A volume still being written (from an image) or read (to an image) cannot go yet.
+        _settled(
+            partial(bs.get_volume, volume_id),
+            {"creating", "downloading", "uploading"},
+        )
+        bs.delete_volume(volume_id, force=True)
+
+
+class Temporaries:
+    def __init__(self, journal: Any, conns: dict[str, Connection]) -> None:
+        self.journal, self.conns = journal, conns
+        self.left: list[str] = []  # what could not be undone (yet): reported, retried next run
+
+    def record(
+        self,
+        key: str,
+        description: str,
+        undo_type: str,
+        spec: dict[str, Any],
+        cloud: str = "destination",
+    ) -> None:
         """Call before making the temporary thing."""
         if undo_type not in UNDO:
             raise ValueError(f"no undo for {undo_type}")
-        self.journal.temporary_recorded(key, description, json.dumps({"type": undo_type, **spec}))
+        self.journal.temporary_recorded(
+            key, description, json.dumps({"type": undo_type, "cloud": cloud, **spec})
+        )
+
+    def keep(self, key: str) -> None:
+        """The temporary thing became a permanent one (e.g. a volume got its real name)."""
+        self.journal.temporary_removed(key)
+
+    def undo(self, key: str) -> None:
+        """Undo one temporary now (it has served its purpose). If that fails it stays
+        recorded, for ``clean`` at the end of the run: the work it served is not undone."""
+        for pending_key, _, spec_text in self.journal.temporaries_pending():
+            if pending_key == key:
+                with contextlib.suppress(Exception):
+                    self._undo(key, json.loads(spec_text))
 
     def clean(self) -> list[str]:
-        """Undo everything recorded and not yet undone; returns the descriptions undone."""
+        """Undo everything recorded and not yet undone; returns the descriptions undone.
+        What cannot be undone now stays recorded (see ``left``) for the next run."""
         undone = []
-        for key, description, spec_text in self.journal.temporaries_pending():
+        self.left = []
+        # Newest first: a volume made from a snapshot goes before the snapshot.
+        for key, description, spec_text in reversed(self.journal.temporaries_pending()):
             spec = json.loads(spec_text)
-            with contextlib.suppress(exceptions.NotFoundException):  # gone already: fine
-                UNDO[spec["type"]](self.conn, spec)
-            self.journal.temporary_removed(key)
+            try:
+                self._undo(key, spec)
+            except Exception as exc:
+                self.left.append(f"{description}: {exc}")
+                continue
             undone.append(description)
         return undone
+
+    def _undo(self, key: str, spec: dict[str, Any]) -> None:
+        conn = self.conns.get(spec.get("cloud", "destination"))
+        if conn is None:
+            raise LookupError(f"needs a connection to the {spec.get('cloud')} cloud")
+        with contextlib.suppress(exceptions.NotFoundException):  # gone already: fine
+            UNDO[spec["type"]](conn, spec)
+        self.journal.temporary_removed(key)

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from openstack.connection import Connection
 
 from stackferry import sdk
+from stackferry.data.monitor import Monitor, SilentMonitor
 from stackferry.engine.model import Params, Resource, identity_key
 
 if TYPE_CHECKING:
+    from stackferry.data.archive import Archive
     from stackferry.engine.temporaries import Temporaries
 
 # neutron resources stackferry creates carry this tag, so they are recognised as ours even
@@ -102,6 +104,21 @@ class IdIndex:
 
 
 @dataclass
+class DataPlane:
+    """What kinds that move bytes need besides the destination: the source cloud to read
+    from, where to keep a second copy, and where to report progress."""
+
+    source: Connection | None = None
+    archive: Archive | None = None
+    monitor: Monitor = field(default_factory=SilentMonitor)
+
+    def source_conn(self) -> Connection:
+        if self.source is None:
+            raise LookupError("moving data needs the source cloud: give --src")
+        return self.source
+
+
+@dataclass
 class Context:
     """One cloud as a kind sees it: a connection, the tenant, and the ID index so far."""
 
@@ -112,6 +129,8 @@ class Context:
     project_conns: dict[str, Connection] = field(default_factory=dict)
     temporaries: Temporaries | None = None
     connection_hook: Callable[[Connection], None] | None = None  # e.g. to count its calls
+    data: DataPlane = field(default_factory=DataPlane)
+    cache: dict[str, Any] = field(default_factory=dict)  # per-run lookups kinds share
     _project_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def project_conn(self) -> Connection:
@@ -205,6 +224,8 @@ class Kind:
     #   mapped_facts = ("fact", ...)  facts reported side by side (e.g. old -> new address)
     #   prune_within = "path"   destination-only resources inside a migrated parent (the ref
     #                           at this path) are deleted; needs ``delete``
+    #   moves_data = True       create/update stream bytes from the source (ctx.data); the
+    #                           resource's ``facts["size"]`` is how many
 
     @classmethod
     def depends_on(cls) -> set[str]:
@@ -236,6 +257,10 @@ class Kind:
     def normalise(self, params: Params) -> Params:
         """Canonical form for comparison (sorted lists, defaults filled); default: as is."""
         return params
+
+    def conflicting(self, changed: set[str], current: Resource) -> set[str]:
+        """Which changed params cannot be brought about in place; default: the immutable."""
+        return changed & self.immutable
 
     def changed_fields(self, desired: Params, current: Params) -> set[str]:
         want, have = self.normalise(desired), self.normalise(current)

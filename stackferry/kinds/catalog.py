@@ -6,6 +6,7 @@ from stackferry.kinds.base import Kind
 from stackferry.kinds.flavor import Flavor
 from stackferry.kinds.floating_ip import FloatingIP
 from stackferry.kinds.identity import Domain, Project
+from stackferry.kinds.image import Image
 from stackferry.kinds.keypair import Keypair
 from stackferry.kinds.network import ExternalNetwork, Network
 from stackferry.kinds.port import Port
@@ -16,6 +17,7 @@ from stackferry.kinds.security_group import SecurityGroup, SecurityGroupRule
 from stackferry.kinds.server_group import ServerGroup
 from stackferry.kinds.subnet import Subnet
 from stackferry.kinds.user import User
+from stackferry.kinds.volume import Volume
 
 ALL_KINDS: tuple[type[Kind], ...] = (
     Domain,
@@ -35,6 +37,8 @@ ALL_KINDS: tuple[type[Kind], ...] = (
     Router,
     Port,
     FloatingIP,
+    Image,
+    Volume,
 )
 
 

@@ -1,0 +1,77 @@
+"""A second copy of every transferred byte stream, written while it streams (the seed's "tape
+backup in parallel"), with a manifest ``sha256sum -c`` can check.
+
+Files are written as ``NAME.part`` and renamed only once the transfer verified, so a file
+without ``.part`` is always complete; ``SHA256SUMS`` and ``manifest.json`` are rewritten
+atomically after each file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from stackferry.engine.workdir import write_atomic
+
+SUMS = "SHA256SUMS"
+MANIFEST = "manifest.json"
+
+
+class Archive:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def writer(self, relpath: str) -> ArchiveWriter:
+        path = self.root / relpath
+        if self.root.resolve() not in path.resolve().parents:
+            raise ValueError(f"archive path {relpath!r} leaves the archive")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return ArchiveWriter(self, relpath)
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        path = self.root / MANIFEST
+        if not path.exists():
+            return {}
+        document: dict[str, dict[str, Any]] = json.loads(path.read_text())
+        return document
+
+    def _commit(self, relpath: str, entry: dict[str, Any]) -> None:
+        with self._lock:
+            entries = self.entries()
+            entries[relpath] = entry
+            write_atomic(self.root / MANIFEST, json.dumps(entries, indent=2, sort_keys=True))
+            write_atomic(
+                self.root / SUMS,
+                "".join(f"{e['sha256']}  {name}\n" for name, e in sorted(entries.items())),
+            )
+
+
+class ArchiveWriter:
+    """Receives the chunks of one stream; ``commit`` makes the file and its manifest entry."""
+
+    def __init__(self, archive: Archive, relpath: str) -> None:
+        self.archive, self.relpath = archive, relpath
+        self.final = archive.root / relpath
+        self.part = self.final.with_name(self.final.name + ".part")
+        self._file = open(self.part, "wb")  # noqa: SIM115 - closed by commit/abort
+        os.chmod(self.part, 0o600)
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+
+    def commit(self, sha256: str, size: int, **details: Any) -> Path:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.part, self.final)
+        self.archive._commit(self.relpath, {"sha256": sha256, "size": size, **details})
+        return self.final
+
+    def abort(self) -> None:
+        self._file.close()
+        self.part.unlink(missing_ok=True)

@@ -1,0 +1,190 @@
+"""Stream an image's bytes from one glance to another: no temporary file, bounded memory.
+
+A reader thread pulls chunks from the source download into a small queue while the upload
+sends them, so both directions run at once (like a ``curl | curl`` pipe). Every chunk is
+hashed as it passes - md5 and the source's ``os_hash_algo`` to check the source, SHA-256 for
+the archive - and the destination's own checksum must equal the source's at the end.
+At most ``QUEUE_DEPTH + 2`` chunks are in memory per transfer, whatever the image size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from openstack.connection import Connection
+
+from stackferry.cloud import rest
+from stackferry.data.archive import ArchiveWriter
+from stackferry.data.monitor import Meter
+
+CHUNK = 1024 * 1024
+QUEUE_DEPTH = 8
+
+
+class TransferError(Exception):
+    """The bytes that arrived are not the bytes that left: nothing is kept."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What glance says an image's bytes are; compared end to end."""
+
+    size: int | None
+    checksum: str | None  # md5
+    os_hash_algo: str | None
+    os_hash_value: str | None
+
+    @classmethod
+    def of(cls, image: dict[str, Any]) -> Fingerprint:
+        return cls(
+            image.get("size"),
+            image.get("checksum"),
+            image.get("os_hash_algo"),
+            image.get("os_hash_value"),
+        )
+
+    def as_params(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "checksum": self.checksum,
+            "os_hash_algo": self.os_hash_algo,
+            "os_hash_value": self.os_hash_value,
+        }
+
+    def mismatches(self, other: Fingerprint) -> list[str]:
+        """Fields both know and that differ."""
+        out = []
+        names = ["size", "checksum"]
+        if self.os_hash_algo == other.os_hash_algo:  # clouds may hash with different algos
+            names.append("os_hash_value")
+        for name in names:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None and theirs is not None and mine != theirs:
+                out.append(f"{name} {theirs} instead of {mine}")
+        return out
+
+
+@dataclass
+class Digests:
+    md5: Any
+    os_hash: Any
+    sha256: Any | None
+    size: int = 0
+
+    @classmethod
+    def for_algo(cls, algo: str | None, with_sha256: bool) -> Digests:
+        return cls(
+            hashlib.md5(usedforsecurity=False),
+            hashlib.new(algo or "sha512"),
+            hashlib.sha256() if with_sha256 else None,
+        )
+
+    def update(self, chunk: bytes) -> None:
+        self.md5.update(chunk)
+        self.os_hash.update(chunk)
+        if self.sha256 is not None:
+            self.sha256.update(chunk)
+        self.size += len(chunk)
+
+    def fingerprint(self, algo: str | None) -> Fingerprint:
+        return Fingerprint(
+            self.size, self.md5.hexdigest(), algo or "sha512", self.os_hash.hexdigest()
+        )
+
+
+_END = object()
+
+
+def _read_ahead(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Iterate ``chunks`` in a thread, QUEUE_DEPTH ahead of the consumer."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put(chunk, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            q.put(exc)
+
+    reader = threading.Thread(target=pump, name="stream-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def get_image(conn: Connection, image_id: str) -> dict[str, Any]:
+    document: dict[str, Any] = rest(conn.image, "get", f"/images/{image_id}").json()
+    return document
+
+
+def stream_image(
+    source: Connection,
+    source_id: str,
+    destination: Connection,
+    destination_id: str,
+    expected: Fingerprint,
+    meter: Meter,
+    archive: ArchiveWriter | None = None,
+) -> Digests:
+    """Copy the bytes of source image ``source_id`` into the queued destination image
+    ``destination_id``; raise TransferError unless both ends agree with ``expected``."""
+    digests = Digests.for_algo(expected.os_hash_algo, archive is not None)
+    response = rest(source.image, "get", f"/images/{source_id}/file", stream=True)
+
+    def outgoing() -> Iterator[bytes]:
+        for chunk in _read_ahead(response.iter_content(CHUNK)):
+            digests.update(chunk)
+            if archive is not None:
+                archive.write(chunk)
+            meter.advance(len(chunk))
+            yield chunk
+
+    try:
+        rest(
+            destination.image,
+            "put",
+            f"/images/{destination_id}/file",
+            data=outgoing(),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+    finally:
+        response.close()
+    read = digests.fingerprint(expected.os_hash_algo)
+    problems = expected.mismatches(read)
+    if problems:
+        raise TransferError(
+            "the source sent bytes that differ from its own record ("
+            + ", ".join(problems)
+            + "): the source image changed since export or its store is damaged"
+        )
+    landed = Fingerprint.of(get_image(destination, destination_id))
+    problems = read.mismatches(landed)
+    if problems or landed.checksum is None:
+        raise TransferError(
+            "the destination stored bytes that differ from those sent ("
+            + (", ".join(problems) or "no checksum recorded")
+            + "): altered in flight"
+        )
+    return digests

@@ -1,0 +1,57 @@
+"""One transfer as the kinds run it: stream, meter, and archive copy, all or nothing.
+
+The archive file is committed as soon as the bytes are verified against the source's own
+checksum (it is a copy of the source, whatever happens next in the destination), and
+removed if the stream fails; a retried transfer starts it afresh.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from openstack.connection import Connection
+
+from stackferry.data.stream import Digests, Fingerprint, stream_image
+
+if TYPE_CHECKING:
+    from stackferry.kinds.base import DataPlane
+
+
+def transfer(
+    data: DataPlane,
+    label: str,
+    archive_path: str,
+    source_image_id: str,
+    destination: Connection,
+    destination_id: str,
+    expected: Fingerprint,
+    **details: Any,
+) -> Digests:
+    """Stream source image ``source_image_id`` into destination image ``destination_id``."""
+    archive = data.archive.writer(archive_path) if data.archive is not None else None
+    meter = data.monitor.start(label, expected.size)
+    try:
+        digests = stream_image(
+            data.source_conn(),
+            source_image_id,
+            destination,
+            destination_id,
+            expected,
+            meter,
+            archive,
+        )
+    except BaseException:
+        meter.finish(False)
+        if archive is not None:
+            archive.abort()
+        raise
+    meter.finish(True)
+    if archive is not None and digests.sha256 is not None:
+        archive.commit(
+            digests.sha256.hexdigest(),
+            digests.size,
+            md5=digests.md5.hexdigest(),
+            destination_id=destination_id,
+            **details,
+        )
+    return digests

@@ -1,0 +1,237 @@
+"""Cinder volumes of the tenant, with their bytes (the user-data-migration seed's job).
+
+The bytes travel through the APIs only, every intermediate recorded in the journal before
+it exists (so a killed run's leftovers are removed by the next run):
+
+    source volume (or, when in use, a temporary snapshot -> temporary volume)
+      -> temporary source image (os-volume_upload_image)
+      -> streamed into a temporary destination image (checksums compared)
+      -> destination volume, created under a temporary name from that image
+      -> read back into another temporary image, whose checksum must equal the source's
+      -> metadata, bootable flag and image metadata set, then renamed to its real name.
+
+A destination volume therefore carries its real name only once its bytes verified: a volume
+with that name is complete, whatever happened to the run that made it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from stackferry import sdk
+from stackferry.cloud import rest
+from stackferry.data.stream import Fingerprint, TransferError
+from stackferry.data.transfer import transfer
+from stackferry.data.volumes import (
+    GIB,
+    timeout_for,
+    upload_to_image,
+    wait_image_active,
+    wait_snapshot,
+    wait_volume,
+)
+from stackferry.engine.model import Resource
+from stackferry.kinds.base import MARKER_TAG, Context, Kind
+from stackferry.kinds.image import safe_name
+
+TMP_PREFIX = "stackferry-tmp-"
+# Cinder's own keys in a volume's image metadata that name the image in one cloud only.
+CLOUD_LOCAL_IMAGE_KEYS = frozenset({"image_id"})
+
+
+class Volume(Kind):
+    name = "volume"
+    plural = "volumes"
+    description = "Cinder volumes of the tenant, with their bytes"
+    params_schema = {
+        "type": "object",
+        "required": ["size"],
+        "properties": {
+            "description": {"type": ["string", "null"]},
+            "size": {"type": "integer", "minimum": 1},
+            "volume_type": {"type": ["string", "null"]},
+            "availability_zone": {"type": ["string", "null"]},
+            "bootable": {"type": "boolean"},
+            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "image_metadata": {"type": "object"},
+        },
+        "additionalProperties": False,
+    }
+    immutable = frozenset({"size", "volume_type", "availability_zone"})
+    mapped_values = (
+        ("volume_type", "volume_types"),
+        ("availability_zone", "availability_zones"),
+    )
+    after = ("image",)  # a volume's image metadata names its image in the destination
+    moves_data = True
+    needs_admin = True
+
+    def read(self, ctx: Context) -> list[Resource]:
+        bs = sdk.block_storage(ctx.conn)
+        out = []
+        for v in bs.volumes(details=True, all_projects=True, project_id=ctx.project_id):
+            if (v.name or "").startswith(TMP_PREFIX):
+                continue  # ours, unfinished: a temporary the journal removes
+            image_metadata = dict(v.volume_image_metadata or {})
+            params = {
+                "description": v.description,
+                "size": v.size,
+                "volume_type": v.volume_type,
+                "availability_zone": v.availability_zone,
+                "bootable": str(v.is_bootable).lower() == "true",
+                "metadata": dict(v.metadata or {}),
+                "image_metadata": {
+                    k: val for k, val in image_metadata.items() if k not in CLOUD_LOCAL_IMAGE_KEYS
+                },
+            }
+            out.append(
+                self.resource(
+                    {"name": v.name or ""},
+                    params,
+                    v.id,
+                    ctx,
+                    status=v.status,
+                    size=v.size * GIB,
+                    image_id=image_metadata.get("image_id"),
+                    snapshot_id=v.snapshot_id,
+                    attached_to=sorted(a.get("server_id", "") for a in v.attachments or []),
+                )
+            )
+        return out
+
+    def create(self, ctx: Context, resource: Resource) -> str:
+        temporaries = ctx.temporaries
+        if temporaries is None:
+            raise RuntimeError("volumes are only created by apply, which records temporaries")
+        source = ctx.data.source_conn()
+        p = resource.params
+        tmp = f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}"
+        wait = timeout_for(p["size"])
+        what = f"volume {resource.label}"
+
+        # 1. The source volume's bytes as a temporary image in the source cloud.
+        readable = self._readable_source(ctx, resource, tmp, wait)
+        temporaries.record(f"{tmp}:src-image", f"{what}: source image {tmp}", "image_named",
+                           {"name": tmp}, cloud="source")  # fmt: skip
+        src_image_id = upload_to_image(source, readable, tmp)
+        src_image = wait_image_active(source, src_image_id, f"{what}: upload to image", wait)
+
+        # 2. Streamed into a temporary image in the destination tenant.
+        temporaries.record(f"{tmp}:dst-image", f"{what}: destination image {tmp}",
+                           "image_named", {"name": tmp})  # fmt: skip
+        dst_image_id = str(
+            rest(ctx.conn.image, "post",
+                "/images",
+                json={"name": tmp, "disk_format": "raw", "container_format": "bare",
+                      "visibility": "private", "owner": ctx.project_id, "tags": [MARKER_TAG]},
+            ).json()["id"]
+        )  # fmt: skip
+        digests = transfer(
+            ctx.data,
+            what,
+            f"volumes/{safe_name(resource, 'raw')}",
+            src_image_id,
+            ctx.conn,
+            dst_image_id,
+            Fingerprint.of(src_image),
+            kind="volume",
+            name=resource.identity["name"],
+            source_id=resource.id,
+        )
+        for suffix in (":src-image", ":src-volume", ":src-snapshot"):
+            temporaries.undo(tmp + suffix)  # the source has served; free its space now
+
+        # 3. The destination volume, under its temporary name, from that image.
+        temporaries.record(f"{tmp}:dst-volume", f"{what}: destination volume {tmp}",
+                           "volume_named", {"name": tmp})  # fmt: skip
+        attrs: dict[str, Any] = {"name": tmp, "size": p["size"], "image_id": dst_image_id,
+                                 "description": p.get("description"),
+                                 "metadata": p.get("metadata") or {}}  # fmt: skip
+        if p.get("volume_type"):
+            attrs["volume_type"] = p["volume_type"]
+        if p.get("availability_zone"):
+            attrs["availability_zone"] = p["availability_zone"]
+        volume = sdk.block_storage(ctx.project_conn()).create_volume(**attrs)
+        wait_volume(ctx.conn, volume.id, {"available"}, f"{what}: create from image", wait)
+
+        # 4. Read back: the destination volume's bytes must be the source's.
+        temporaries.record(f"{tmp}:check-image", f"{what}: read-back image {tmp}-check",
+                           "image_named", {"name": f"{tmp}-check"})  # fmt: skip
+        check_id = upload_to_image(ctx.conn, volume.id, f"{tmp}-check")
+        check = wait_image_active(ctx.conn, check_id, f"{what}: read back", wait)
+        wait_volume(ctx.conn, volume.id, {"available"}, f"{what}: after read back", wait)
+        problems = Fingerprint(digests.size, digests.md5.hexdigest(), None, None).mismatches(
+            Fingerprint.of(check)
+        )
+        if problems:
+            raise TransferError(
+                f"{what}: the destination volume holds other bytes than the source ("
+                + ", ".join(problems)
+                + "); it is removed with the run's temporaries"
+            )
+
+        # 5. What the user sees, then the real name: from now on it counts as migrated.
+        self._set_flags(ctx, volume.id, resource)
+        sdk.block_storage(ctx.conn).update_volume(volume.id, name=resource.identity["name"])
+        temporaries.keep(f"{tmp}:dst-volume")
+        for suffix in (":dst-image", ":check-image"):
+            temporaries.undo(tmp + suffix)
+        return str(volume.id)
+
+    def _readable_source(self, ctx: Context, resource: Resource, tmp: str, wait: float) -> str:
+        """A source volume cinder will upload: the volume itself when available; for one in
+        use, a temporary copy made from a temporary snapshot."""
+        assert ctx.temporaries is not None
+        source = ctx.data.source_conn()
+        bs = sdk.block_storage(source)
+        volume = bs.get_volume(resource.cloud_id)
+        if volume.status == "available":
+            return str(volume.id)
+        if volume.status != "in-use":
+            raise RuntimeError(
+                f"source volume {resource.label} is {volume.status}; it must be available "
+                "or in-use to be copied"
+            )
+        what = f"volume {resource.label}"
+        ctx.temporaries.record(f"{tmp}:src-snapshot", f"{what}: source snapshot {tmp}",
+                               "snapshot_named", {"name": tmp}, cloud="source")  # fmt: skip
+        snapshot = bs.create_snapshot(volume_id=volume.id, name=tmp, force=True)
+        wait_snapshot(source, snapshot.id, f"{what}: snapshot", wait)
+        ctx.temporaries.record(f"{tmp}:src-volume", f"{what}: source volume {tmp}",
+                               "volume_named", {"name": tmp}, cloud="source")  # fmt: skip
+        copy = bs.create_volume(name=tmp, size=volume.size, snapshot_id=snapshot.id)
+        wait_volume(source, copy.id, {"available"}, f"{what}: copy from snapshot", wait)
+        return str(copy.id)
+
+    def update(
+        self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
+    ) -> None:
+        bs = sdk.block_storage(ctx.conn)
+        if "description" in changed:
+            bs.update_volume(current.cloud_id, description=resource.params.get("description"))
+        if "metadata" in changed:
+            want = resource.params.get("metadata") or {}
+            old = current.params.get("metadata") or {}
+            for key in set(old) - set(want):
+                bs.delete_volume_metadata(current.cloud_id, keys=[key])
+            if want:
+                bs.set_volume_metadata(current.cloud_id, **want)
+        if changed & {"bootable", "image_metadata"}:
+            self._set_flags(ctx, current.cloud_id, resource)
+
+    def _set_flags(self, ctx: Context, volume_id: str, resource: Resource) -> None:
+        bs = sdk.block_storage(ctx.conn)
+        bs.set_volume_bootable_status(volume_id, bool(resource.params.get("bootable")))
+        want = dict(resource.params.get("image_metadata") or {})
+        # image_id names an image of this cloud: the migrated image of that name, if any.
+        image_name = want.get("image_name")
+        image_id = ctx.ids.id("image", {"name": image_name}) if image_name else None
+        if image_id:
+            want["image_id"] = image_id
+        current = dict(bs.get_volume(volume_id).volume_image_metadata or {})
+        extra = [k for k in current if k not in want]
+        if extra:
+            bs.delete_volume_image_metadata(volume_id, keys=extra)
+        if want and want != {k: current.get(k) for k in want}:
+            bs.set_volume_image_metadata(volume_id, **{k: str(v) for k, v in want.items()})
