@@ -22,7 +22,8 @@ Sections = dict[str, dict[str, object]]
 
 # Single-process services are fine on SQLite; nova, neutron and cinder write from several
 # processes and get "database is locked" on SQLite, so they use PostgreSQL.
-SQLITE_SERVICES = ("keystone", "glance", "placement")
+# Glance is on PostgreSQL: parallel uploads made SQLite answer "database is locked" (HTTP 500).
+SQLITE_SERVICES = ("keystone", "placement")
 
 
 @dataclass
@@ -197,7 +198,7 @@ def glance(ctx: Context) -> None:
             "keystone_authtoken": _authtoken(cloud, "glance"),
         },
     )
-    ctx.once("glance", [[ctx.bin("glance-manage"), "--config-file", str(conf), "db_sync"]])
+    ctx.once("glance-pg", [[ctx.bin("glance-manage"), "--config-file", str(conf), "db_sync"]])
     ctx.serve(
         "glance", "glance.wsgi.api:application", cloud.port("glance"), OS_GLANCE_CONFIG_DIR=str(etc)
     )

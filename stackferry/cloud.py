@@ -126,8 +126,15 @@ def is_admin(conn: Connection) -> bool:
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
+class TransientError(Exception):
+    """A cloud-side step failed in a way worth retrying (e.g. an upload the service itself
+    abandoned); the engine retries the operation, as for an HTTP 503."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: the cloud was briefly unable, not the request being wrong."""
+    if isinstance(exc, TransientError):
+        return True
     if isinstance(exc, sdk_exceptions.HttpException):
         return exc.status_code in TRANSIENT_STATUS
     return isinstance(

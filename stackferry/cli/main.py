@@ -271,8 +271,8 @@ def _apply(
             highlight=False,
         )
     journal.close()
-    if not quiet:
-        render.console.print(render.outcome_table(planned.plan, outcome))
+    if not quiet or outcome.failed:  # quiet still says what went wrong
+        render.console.print(render.outcome_table(planned.plan, outcome, only_failures=quiet))
     states = [outcome.state.get(s.key) for s in planned.plan.steps]
     summary = ", ".join(
         f"{states.count(x)} {x}"
@@ -286,6 +286,7 @@ def _apply(
         "summary": {x: states.count(x) for x in set(states) if x},
         "write_calls": writes,
         "data_bytes_planned": data_bytes,
+        "transfers": progress.transfers,
         "temporaries_left": temporaries.left if temporaries else [],
         "api_latency_seconds": round(counter.latency, 3),
         "steps": [
@@ -446,6 +447,7 @@ def _register_lab() -> None:
     except ImportError:  # installed without the lab
         return
     cli.add_command(lab, name="lab")
+
 
 
 

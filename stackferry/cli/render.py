@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from rich.console import Console
@@ -85,13 +86,13 @@ def plan_json(plan: Plan) -> str:
     )
 
 
-def outcome_table(plan: Plan, outcome: Outcome) -> Table:
-    table = Table(title="apply")
+def outcome_table(plan: Plan, outcome: Outcome, only_failures: bool = False) -> Table:
+    table = Table(title="apply: what did not succeed" if only_failures else "apply")
     for column in ("kind", "resource", "action", "result", "destination ID / error"):
         table.add_column(column, overflow="fold")
     for step in plan.steps:
         state = outcome.state.get(step.key, "?")
-        if state == "unchanged":
+        if state == "unchanged" or (only_failures and state == "done"):
             continue
         style = ACTION_STYLE.get(state, "")
         table.add_row(
@@ -185,6 +186,7 @@ class StepProgress:
                     self.tasks[kind], total=self.progress.tasks[self.tasks[kind]].total + 1
                 )
         self.total: TaskID | None = None
+        self.transfers: list[dict[str, Any]] = []  # one record per finished transfer
         if data_bytes:
             self.total = self.progress.add_task(
                 "data, all transfers", total=data_bytes, unit="bytes", errors=""
@@ -209,19 +211,29 @@ class StepProgress:
     def start(self, label: str, total: int | None) -> _TransferMeter:
         """The data plane's Monitor: a bar for one transfer, removed when it ends."""
         task = self.progress.add_task(f"  {label}", total=total, unit="bytes", errors="")
-        return _TransferMeter(self, task)
+        return _TransferMeter(self, task, label)
 
 
 class _TransferMeter:
-    def __init__(self, owner: StepProgress, task: TaskID) -> None:
-        self.owner, self.task = owner, task
+    def __init__(self, owner: StepProgress, task: TaskID, label: str) -> None:
+        self.owner, self.task, self.label = owner, task, label
+        self.bytes, self.started = 0, time.monotonic()
 
     def advance(self, nbytes: int) -> None:
+        self.bytes += nbytes
         self.owner.progress.advance(self.task, nbytes)
         if self.owner.total is not None:
             self.owner.progress.advance(self.owner.total, nbytes)
 
     def finish(self, ok: bool) -> None:
-        if not ok:
-            self.owner.progress.update(self.task, errors="[red]failed")
+        seconds = time.monotonic() - self.started
+        self.owner.transfers.append(
+            {
+                "transfer": self.label,
+                "ok": ok,
+                "bytes": self.bytes,
+                "seconds": round(seconds, 3),
+                "bytes_per_second": round(self.bytes / seconds) if seconds else None,
+            }
+        )
         self.owner.progress.remove_task(self.task)

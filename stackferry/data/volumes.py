@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from openstack import exceptions
 from openstack.connection import Connection
 
 from stackferry import sdk
-from stackferry.cloud import rest, wait_until
+from stackferry.cloud import TransientError, rest, wait_until
 from stackferry.data.stream import get_image
 
 GIB = 1024**3
@@ -42,17 +43,24 @@ def upload_to_image(conn: Connection, volume_id: str, image_name: str) -> str:
 
 
 def wait_image_active(conn: Connection, image_id: str, what: str, timeout: float) -> dict[str, Any]:
-    image: dict[str, Any] = wait_until(
-        lambda: get_image(conn, image_id),
-        lambda i: i.get("status") == "active",
-        what,
-        timeout,
-        failed=lambda i: (
-            f"image went {i['status']}"
-            if i.get("status") in ("killed", "deleted", "deactivated")
-            else None
-        ),
-    )
+    """Wait for an image cinder is uploading. Cinder deletes (or glance kills) the image when
+    the upload fails on its side: that is retried, as a transient failure."""
+    try:
+        image: dict[str, Any] = wait_until(
+            lambda: get_image(conn, image_id),
+            lambda i: i.get("status") == "active",
+            what,
+            timeout,
+            failed=lambda i: (
+                f"image went {i['status']}"
+                if i.get("status") in ("killed", "deleted", "deactivated")
+                else None
+            ),
+        )
+    except exceptions.NotFoundException:
+        raise TransientError(f"{what}: the block storage service abandoned the upload") from None
+    except RuntimeError as exc:
+        raise TransientError(str(exc)) from None
     return image
 
 

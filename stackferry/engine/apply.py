@@ -189,7 +189,8 @@ class Executor:
                 changed = kind.changed_fields(step.resource.params, found.params)
                 if changed:
                     kind.update(self.ctx, step.resource, found, changed)
-                return found.id
+                # The update may have replaced it (an image whose upload was cut short).
+                return self.ctx.ids.id(kind.name, step.resource.identity) or found.id
 
         new_id = retrying(create)
         self.ctx.ids.add(kind.name, new_id, step.resource.identity)

@@ -106,6 +106,7 @@ def make_plan(
             continue
         for resource in desired.get(kind.name, []):
             needs = references(kind, resource) + kind.extra_needs(resource)
+            needs += [k for k in kind.soft_needs(resource) if k in planned]
             if kind.in_project and tenant_key and tenant_key != resource.key:
                 needs.append(tenant_key)
             if kind.in_project and not getattr(kind, "gates_tenant", False):

@@ -51,6 +51,11 @@ def _delete_images_named(conn: Connection, spec: dict[str, Any]) -> None:
         rest(conn.image, "delete", f"/images/{image['id']}")
 
 
+@undoes("image_id")
+def _delete_image(conn: Connection, spec: dict[str, Any]) -> None:
+    rest(conn.image, "delete", f"/images/{spec['id']}")
+
+
 def _settled(fetch: Callable[[], Any], busy: set[str]) -> None:
     """Wait while the thing is in a state it cannot be deleted in (gone is fine too)."""
     deadline = time.monotonic() + SETTLE_SECONDS

@@ -235,6 +235,11 @@ class Kind:
         """Keys of resources this one needs that no param references (e.g. its domain)."""
         return []
 
+    def soft_needs(self, resource: Resource) -> list[str]:
+        """Keys of resources this one should wait for when the plan makes them, and can do
+        without otherwise (e.g. the image a volume was made from)."""
+        return []
+
     def read(self, ctx: Context) -> list[Resource]:
         """Every resource of this kind in ctx's scope, with list calls (never one GET each).
         Must add each resource's ID to ``ctx.ids`` and put it in ``facts["id"]``."""

@@ -12,6 +12,7 @@ so a failed transfer can always delete what it made.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from stackferry import sdk
@@ -204,9 +205,16 @@ class Image(Kind):
         return changed & self.immutable
 
     def create(self, ctx: Context, resource: Resource) -> str:
+        """The image gets an ID chosen here and is recorded as a temporary before it exists:
+        whatever interrupts it (an error, a kill), the half-made image is deleted, by this
+        run or the next. It is kept once its bytes verified, and protected only after that."""
+        if ctx.temporaries is None:
+            raise RuntimeError("images are only created by apply, which records temporaries")
         p = resource.params
+        image_id = str(uuid.uuid4())
         body: dict[str, Any] = {
             **p.get("properties", {}),
+            "id": image_id,
             "name": resource.identity["name"],
             "disk_format": p.get("disk_format"),
             "container_format": p.get("container_format"),
@@ -216,18 +224,22 @@ class Image(Kind):
             "os_hidden": p.get("hidden", False),
             "tags": with_marker(p),
             "owner": ctx.project_id,
-            "protected": False,  # until its bytes verified, so a failure can delete it
         }
-        image_id = str(rest(ctx.conn.image, "post", "/images", json=body).json()["id"])
+        key = f"image:{image_id}"
+        ctx.temporaries.record(
+            key, f"image {resource.label} until verified", "image_id", {"id": image_id}
+        )
+        rest(ctx.conn.image, "post", "/images", json=body)
         try:
             if p.get("data") is not None:
                 self._transfer(ctx, resource, image_id)
             self._set_members(ctx, image_id, p.get("members", []), [])
-            if p.get("protected"):
-                self._patch(ctx, image_id, [{"op": "replace", "path": "/protected", "value": True}])
         except TransferError:
-            rest(ctx.conn.image, "delete", f"/images/{image_id}")
+            ctx.temporaries.undo(key)  # the bad copy goes now, not at the end of the run
             raise
+        ctx.temporaries.keep(key)
+        if p.get("protected"):
+            self._patch(ctx, image_id, [{"op": "replace", "path": "/protected", "value": True}])
         return image_id
 
     def _transfer(self, ctx: Context, resource: Resource, image_id: str) -> None:

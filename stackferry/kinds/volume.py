@@ -31,11 +31,13 @@ from stackferry.data.volumes import (
     wait_snapshot,
     wait_volume,
 )
-from stackferry.engine.model import Resource
+from stackferry.engine.model import Resource, identity_key
 from stackferry.kinds.base import MARKER_TAG, Context, Kind
 from stackferry.kinds.image import safe_name
 
 TMP_PREFIX = "stackferry-tmp-"
+SETTLED = {"available", "in-use"}
+BUSY = {"uploading", "downloading", "creating", "attaching", "detaching", "backing-up"}
 # Cinder's own keys in a volume's image metadata that name the image in one cloud only.
 CLOUD_LOCAL_IMAGE_KEYS = frozenset({"image_id"})
 
@@ -63,7 +65,7 @@ class Volume(Kind):
         ("volume_type", "volume_types"),
         ("availability_zone", "availability_zones"),
     )
-    after = ("image",)  # a volume's image metadata names its image in the destination
+    after = ("image",)  # a volume's image metadata names its image: see soft_needs
     moves_data = True
     needs_admin = True
 
@@ -99,6 +101,10 @@ class Volume(Kind):
                 )
             )
         return out
+
+    def soft_needs(self, resource: Resource) -> list[str]:
+        image_name = (resource.params.get("image_metadata") or {}).get("image_name")
+        return [identity_key("image", {"name": image_name})] if image_name else []
 
     def create(self, ctx: Context, resource: Resource) -> str:
         temporaries = ctx.temporaries
@@ -186,6 +192,8 @@ class Volume(Kind):
         source = ctx.data.source_conn()
         bs = sdk.block_storage(source)
         volume = bs.get_volume(resource.cloud_id)
+        if volume.status in BUSY:  # e.g. still uploading for a run that was killed
+            volume = wait_volume(source, volume.id, SETTLED, f"source {resource.label}", wait)
         if volume.status == "available":
             return str(volume.id)
         if volume.status != "in-use":

@@ -167,3 +167,20 @@ def test_only_brings_the_tenant_along_and_skip_removes_it() -> None:
     assert "project" not in chosen and "network" in chosen
     with pytest.raises(StackferryError, match="unknown kind"):
         reg.select(["netwerks"])
+
+
+def test_a_volume_waits_for_its_image_only_when_the_plan_makes_that_image() -> None:
+    from stackferry.kinds.image import Image
+    from stackferry.kinds.volume import Volume
+
+    registry = Registry([Image(), Volume()])
+    data = {"size": 1, "checksum": "m", "os_hash_algo": "sha512", "os_hash_value": "h"}
+    image = Resource("image", {"name": "cirros"}, {"visibility": "private", "data": data})
+    volume = Resource(
+        "volume", {"name": "boot"}, {"size": 1, "image_metadata": {"image_name": "cirros"}}
+    )
+    both = make_plan(registry, registry.ordered, {"image": [image], "volume": [volume]}, {}, None)
+    step = next(s for s in both.steps if s.resource.kind == "volume")
+    assert step.needs == [image.key] and step.action == "create"
+    alone = make_plan(registry, registry.ordered, {"volume": [volume]}, {}, None)
+    assert [(s.action, s.needs) for s in alone.steps] == [("create", [])]
