@@ -223,7 +223,12 @@ def seed_demo(
         tenant.compute.create_server_group(
             name="spread", policy="anti-affinity", rules={"max_server_per_host": 2}
         )
-    return counts
+    seed_data(conn, tenant, project_obj.id)
+    return {
+        **counts,
+        "images": len(list(sdk.image(conn).images(owner=project_obj.id))),
+        "volumes": len(list(sdk.block_storage(tenant).volumes())),
+    }
 
 
 def _wait(fetch: Any, status: str, what: str, timeout: float = 600) -> Any:
