@@ -2,7 +2,7 @@
 
 Prints wall time, API calls by service and method, the summed latency of all calls (to show
 how much ran in parallel), and peak RSS of the stackferry process, for both runs. Figures
-only: nothing here passes or fails. usage: python bench/migrate_scale.py [--scale N]
+only: nothing here passes or fails. usage: python -m bench.migrate_scale [--scale N]
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
+from bench.measure import run_measured
 from devcloud.demo import seed_tenant
 from devcloud.lab import Lab
 from devcloud.layout import DESTINATION, SOURCE
@@ -26,36 +25,15 @@ from devcloud.tenants import create_tenant, purge_project_named, purge_tenant
 
 def migrate(clouds_yaml: Path, project: str, workdir: Path, parallel: int) -> dict[str, object]:
     env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds_yaml))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.monotonic()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stackferry.cli",
-            "migrate",
-            "--src",
-            SOURCE.name,
-            "--dst",
-            DESTINATION.name,
-            "--project",
-            project,
-            "--workdir",
-            str(workdir),
-            "-q",
-            "--parallel",
-            str(parallel),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    wall = time.monotonic() - start
-    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if result.returncode != 0:
-        sys.exit(f"migrate failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
+    argv = [sys.executable, "-m", "stackferry.cli", "migrate", "--src", SOURCE.name,
+            "--dst", DESTINATION.name, "--project", project, "--workdir", str(workdir),
+            "-q", "--parallel", str(parallel)]  # fmt: skip
+    log = workdir.with_suffix(".log")
+    code, wall, rss_mib = run_measured(argv, env, log)
+    if code != 0:
+        sys.exit(f"migrate failed (exit {code}):\n{log.read_text()}")
     report = json.loads(sorted((workdir / "reports").glob("apply-*.json"))[-1].read_text())
-    return {"wall": wall, "rss_mib": max(rss_kib, before) / 1024, "report": report}
+    return {"wall": wall, "rss_mib": rss_mib, "report": report}
 
 
 def show(title: str, run: dict[str, object]) -> None:

@@ -6,7 +6,7 @@ The raw limit is a plain streaming pipe, ``curl`` downloading from the source gl
 bytes/s of each, stackferry's share of the raw pipe, the volume's stages, peak RSS of the
 stackferry process, and its API calls by method. Figures only: nothing passes or fails.
 
-usage: python bench/transfer.py [--gib N]
+usage: python -m bench.transfer [--gib N]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.measure import run_measured
 from devcloud.lab import Lab
 from devcloud.layout import DESTINATION, SOURCE
 from devcloud.seed import connect
@@ -49,15 +50,12 @@ def stackferry(clouds_yaml: Path, project: str, workdir: Path, kinds: list[str])
     for kind in kinds:
         argv += ["--only", kind]
     env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds_yaml))
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
-    output = proc.stdout.read().decode() if proc.stdout else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"migrate failed:\n{output}")
+    log = workdir.with_suffix(".log")
+    code, wall, rss_mib = run_measured(argv, env, log)
+    if code != 0:
+        sys.exit(f"migrate failed:\n{log.read_text()}")
     report = json.loads(sorted((workdir / "reports").glob("apply-*.json"))[-1].read_text())
-    return {"wall": wall, "rss_mib": usage.ru_maxrss / 1024, "report": report}
+    return {"wall": wall, "rss_mib": rss_mib, "report": report}
 
 
 def raw_pipe(clouds_yaml: Path, source_image: str, size: int) -> float:

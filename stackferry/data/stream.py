@@ -1,10 +1,11 @@
 """Stream an image's bytes from one glance to another: no temporary file, bounded memory.
 
-A reader thread pulls chunks from the source download into a small queue while the upload
-sends them, so both directions run at once (like a ``curl | curl`` pipe). Every chunk is
-hashed as it passes - md5 and the source's ``os_hash_algo`` to check the source, SHA-256 for
-the archive - and the destination's own checksum must equal the source's at the end.
-At most ``QUEUE_DEPTH + 2`` chunks are in memory per transfer, whatever the image size.
+A reader thread pulls chunks from the source download, hashes them (md5; SHA-256 too for the
+archive) and copies them to the archive, into a small queue, while the upload sends them: all
+three overlap (hashlib and file writes release the GIL), like a ``curl | curl`` pipe. At the
+end the bytes read must match the source's record, and the destination's record (md5 and
+os_hash, computed by glance as it stored them) must match the source's. At most
+``QUEUE_DEPTH + 2`` chunks are in memory per transfer, whatever the image size.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,54 +72,58 @@ class Fingerprint:
 
 @dataclass
 class Digests:
+    """What stackferry hashes itself: md5, to tell a source that sent other bytes than it
+    recorded from bytes altered after us (glance hashes with md5 and os_hash_algo on both
+    ends, and those records are compared too); SHA-256 only for the archive's manifest.
+    Hashing less leaves the CPU to the copy."""
+
     md5: Any
-    os_hash: Any
     sha256: Any | None
     size: int = 0
 
     @classmethod
-    def for_algo(cls, algo: str | None, with_sha256: bool) -> Digests:
-        return cls(
-            hashlib.md5(usedforsecurity=False),
-            hashlib.new(algo or "sha512"),
-            hashlib.sha256() if with_sha256 else None,
-        )
+    def create(cls, with_sha256: bool) -> Digests:
+        return cls(hashlib.md5(usedforsecurity=False), hashlib.sha256() if with_sha256 else None)
 
     def update(self, chunk: bytes) -> None:
         self.md5.update(chunk)
-        self.os_hash.update(chunk)
         if self.sha256 is not None:
             self.sha256.update(chunk)
         self.size += len(chunk)
 
-    def fingerprint(self, algo: str | None) -> Fingerprint:
-        return Fingerprint(
-            self.size, self.md5.hexdigest(), algo or "sha512", self.os_hash.hexdigest()
-        )
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(self.size, self.md5.hexdigest(), None, None)
 
 
 _END = object()
 
 
-def _read_ahead(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Iterate ``chunks`` in a thread, QUEUE_DEPTH ahead of the consumer."""
+def _read_ahead(chunks: Iterator[bytes], on_chunk: Callable[[bytes], None]) -> Iterator[bytes]:
+    """Iterate ``chunks`` in a thread, QUEUE_DEPTH ahead of the consumer. ``on_chunk`` (the
+    hashing and the archive copy) runs in that thread too, so it overlaps with the upload:
+    hashlib and file writes release the GIL."""
     q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
     stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        """Queue ``item`` unless the consumer has gone (then never block on a full queue)."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def pump() -> None:
         try:
             for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        q.put(chunk, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                on_chunk(chunk)
+                if not offer(chunk):
                     return
-            q.put(_END)
+            offer(_END)
         except BaseException as exc:  # handed to the consumer, which raises it
-            q.put(exc)
+            offer(exc)
 
     reader = threading.Thread(target=pump, name="stream-reader", daemon=True)
     reader.start()
@@ -132,6 +137,7 @@ def _read_ahead(chunks: Iterator[bytes]) -> Iterator[bytes]:
             yield item
     finally:
         stop.set()
+        reader.join(timeout=5)
 
 
 def get_image(conn: Connection, image_id: str) -> dict[str, Any]:
@@ -150,14 +156,16 @@ def stream_image(
 ) -> Digests:
     """Copy the bytes of source image ``source_id`` into the queued destination image
     ``destination_id``; raise TransferError unless both ends agree with ``expected``."""
-    digests = Digests.for_algo(expected.os_hash_algo, archive is not None)
+    digests = Digests.create(archive is not None)
     response = rest(source.image, "get", f"/images/{source_id}/file", stream=True)
 
+    def arrived(chunk: bytes) -> None:
+        digests.update(chunk)
+        if archive is not None:
+            archive.write(chunk)
+
     def outgoing() -> Iterator[bytes]:
-        for chunk in _read_ahead(response.iter_content(CHUNK)):
-            digests.update(chunk)
-            if archive is not None:
-                archive.write(chunk)
+        for chunk in _read_ahead(response.iter_content(CHUNK), arrived):
             meter.advance(len(chunk))
             yield chunk
 
@@ -171,7 +179,7 @@ def stream_image(
         )
     finally:
         response.close()
-    read = digests.fingerprint(expected.os_hash_algo)
+    read = digests.fingerprint()
     problems = expected.mismatches(read)
     if problems:
         raise TransferError(
@@ -180,7 +188,9 @@ def stream_image(
             + "): the source image changed since export or its store is damaged"
         )
     landed = Fingerprint.of(get_image(destination, destination_id))
-    problems = read.mismatches(landed)
+    problems = read.mismatches(landed) + [
+        p for p in expected.mismatches(landed) if p.startswith("os_hash_value")
+    ]
     if problems or landed.checksum is None:
         raise TransferError(
             "the destination stored bytes that differ from those sent ("

@@ -274,3 +274,33 @@ def test_bytes_altered_in_flight_are_caught_and_nothing_is_kept(
     # Without the tampering proxy, the same command completes.
     assert migration.migrate("--only", "images").exit_code == 0
     assert [i["status"] for i in _images(destination, dst_project)] == ["active"]
+
+
+def test_a_volume_in_use_is_read_through_a_temporary_snapshot(
+    lab: Lab, migration: Migration
+) -> None:
+    """Cinder will not upload a volume in use: stackferry copies it through a snapshot and a
+    volume of its own, and removes both. (The lab's fake hypervisor cannot attach, so the
+    volume is marked in-use with the admin API, which is all cinder looks at.)"""
+    source = migration.source
+    images = sdk.image(source.conn)
+    seed = images.create_image(
+        name="seed", data=os.urandom(5 * MIB), disk_format="raw", container_format="bare",
+        wait=True,
+    )  # fmt: skip
+    volumes = sdk.block_storage(source.conn)
+    volume = volumes.create_volume(name="busy", size=1, image_id=seed.id)
+    volumes.wait_for_status(volume, "available", wait=300)
+    admin_volumes = sdk.block_storage(source.admin)
+    admin_volumes.reset_volume_status(volume, "in-use", "attached", None)
+    try:
+        result = migration.migrate("--only", "volumes")
+        assert result.exit_code == 0, result.output
+    finally:
+        admin_volumes.reset_volume_status(volume, "available", "detached", None)
+    assert admin_volumes.get_volume(volume.id).status == "available"
+    destination = connect(lab.paths.clouds_yaml, DESTINATION.name)
+    [copied] = _volumes(destination, _project_id(destination, source.project_name))
+    assert copied.name == "busy"
+    assert _sha256(_volume_file(lab, 0, volume.id)) == _sha256(_volume_file(lab, 1, copied.id))
+    assert _leftovers(lab.paths.clouds_yaml) == []

@@ -1,0 +1,1 @@
+"""Benchmark scripts: run as python -m bench.NAME from the repository root."""
