@@ -22,8 +22,9 @@ Sections = dict[str, dict[str, object]]
 
 # Single-process services are fine on SQLite; nova, neutron and cinder write from several
 # processes and get "database is locked" on SQLite, so they use PostgreSQL.
-# Glance is on PostgreSQL: parallel uploads made SQLite answer "database is locked" (HTTP 500).
-SQLITE_SERVICES = ("keystone", "placement")
+# Glance and placement are on PostgreSQL: under parallel uploads and parallel migrations SQLite
+# answered "database is locked" (glance: HTTP 500; placement: nova's "No valid host").
+SQLITE_SERVICES = ("keystone",)
 
 
 @dataclass
@@ -215,7 +216,9 @@ def placement(ctx: Context) -> None:
             "keystone_authtoken": _authtoken(ctx.cloud, "placement"),
         },
     )
-    ctx.once("placement", [[ctx.bin("placement-manage"), "--config-file", str(conf), "db", "sync"]])
+    ctx.once(
+        "placement-pg", [[ctx.bin("placement-manage"), "--config-file", str(conf), "db", "sync"]]
+    )
     ctx.serve(
         "placement",
         "placement.wsgi.api:application",

@@ -73,13 +73,18 @@ def purge_project_named(
 ) -> None:
     """Purge a project someone else created (e.g. stackferry, in the destination), by name."""
     admin = connect(clouds_yaml, cloud.name)
-    for project in sdk.identity(admin).projects(name=name, domain_id=domain):
-        users = [
-            a.user["id"]
-            for a in sdk.identity(admin).role_assignments(scope_project_id=project.id)
-            if a.user
-        ]
-        purge_project(admin, project.id, users)
+    idn = sdk.identity(admin)
+    for project in idn.projects(name=name, domain_id=domain):
+        # Only the project's own users: never the admin purging it, nor anyone who merely
+        # holds a role there.
+        users = []
+        for assignment in idn.role_assignments(scope_project_id=project.id):
+            if not assignment.user or assignment.user["id"] == admin.current_user_id:
+                continue
+            user = idn.get_user(assignment.user["id"])
+            if user.default_project_id == project.id or user.name == project.name:
+                users.append(user.id)
+        purge_project(admin, project.id, sorted(set(users)))
 
 
 def purge_tenant(tenant: Tenant) -> None:
