@@ -449,8 +449,13 @@ def _register_lab() -> None:
     cli.add_command(lab, name="lab")
 
 
+from stackferry.cli.images import images  # noqa: E402
 
+cli.add_command(images)
+from stackferry.cli.servers import hosts, servers  # noqa: E402
 
+cli.add_command(servers)
+cli.add_command(hosts)
 _register_lab()
 
 
