@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -280,8 +281,7 @@ def test_a_volume_in_use_is_read_through_a_temporary_snapshot(
     lab: Lab, migration: Migration
 ) -> None:
     """Cinder will not upload a volume in use: stackferry copies it through a snapshot and a
-    volume of its own, and removes both. (The lab's fake hypervisor cannot attach, so the
-    volume is marked in-use with the admin API, which is all cinder looks at.)"""
+    volume of its own, and removes both; the volume stays attached throughout."""
     source = migration.source
     images = sdk.image(source.conn)
     seed = images.create_image(
@@ -292,13 +292,25 @@ def test_a_volume_in_use_is_read_through_a_temporary_snapshot(
     volume = volumes.create_volume(name="busy", size=1, image_id=seed.id)
     volumes.wait_for_status(volume, "available", wait=300)
     admin_volumes = sdk.block_storage(source.admin)
-    admin_volumes.reset_volume_status(volume, "in-use", "attached", None)
+    # Attached through cinder's attachment API (what nova does), to a server that need not
+    # exist for cinder: the volume is really in use as far as cinder is concerned.
+    headers = {"OpenStack-API-Version": "volume 3.44"}
+    attachment = source.admin.block_storage.post(
+        "/attachments",
+        json={"attachment": {"volume_uuid": volume.id, "instance_uuid": str(uuid.uuid4()),
+                             "connector": {"host": "test", "initiator": "test"}}},
+        headers=headers,
+    ).json()["attachment"]  # fmt: skip
+    source.admin.block_storage.post(
+        f"/attachments/{attachment['id']}/action", json={"os-complete": None}, headers=headers
+    )
+    assert admin_volumes.get_volume(volume.id).status == "in-use"
     try:
         result = migration.migrate("--only", "volumes")
         assert result.exit_code == 0, result.output
+        assert admin_volumes.get_volume(volume.id).status == "in-use"  # untouched
     finally:
-        admin_volumes.reset_volume_status(volume, "available", "detached", None)
-    assert admin_volumes.get_volume(volume.id).status == "available"
+        source.admin.block_storage.delete(f"/attachments/{attachment['id']}", headers=headers)
     destination = connect(lab.paths.clouds_yaml, DESTINATION.name)
     [copied] = _volumes(destination, _project_id(destination, source.project_name))
     assert copied.name == "busy"
