@@ -1,10 +1,16 @@
-"""Measuring a process from outside, for the benchmark scripts."""
+"""Running stackferry from outside and measuring it, for the benchmark scripts."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from devcloud.layout import DESTINATION, SOURCE
 
 
 def high_water_kib(pid: int) -> int:
@@ -29,3 +35,18 @@ def run_measured(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, 
             peak = max(peak, high_water_kib(proc.pid))
             time.sleep(0.1)
     return proc.returncode, time.monotonic() - start, peak / 1024
+
+
+def migrate(clouds_yaml: Path, project: str, workdir: Path, *extra: str) -> dict[str, Any]:
+    """``stackferry migrate`` of ``project`` from the lab's source to its destination, in a
+    process of its own: wall seconds, its peak RSS (MiB) and its apply report."""
+    argv = [sys.executable, "-m", "stackferry.cli", "migrate", "--src", SOURCE.name,
+            "--dst", DESTINATION.name, "--project", project, "--workdir", str(workdir),
+            "-q", *extra]  # fmt: skip
+    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds_yaml))
+    log = workdir.with_suffix(".log")
+    code, wall, rss_mib = run_measured(argv, env, log)
+    if code != 0:
+        sys.exit(f"migrate failed (exit {code}):\n{log.read_text()}")
+    report = json.loads(sorted((workdir / "reports").glob("apply-*.json"))[-1].read_text())
+    return {"wall": wall, "rss_mib": rss_mib, "report": report}

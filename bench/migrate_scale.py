@@ -8,32 +8,16 @@ only: nothing here passes or fails. usage: python -m bench.migrate_scale [--scal
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from bench.measure import run_measured
+from bench.measure import migrate
 from devcloud.demo import seed_tenant
 from devcloud.lab import Lab
 from devcloud.layout import DESTINATION, SOURCE
 from devcloud.tenants import create_tenant, purge_project_named, purge_tenant
-
-
-def migrate(clouds_yaml: Path, project: str, workdir: Path, parallel: int) -> dict[str, object]:
-    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds_yaml))
-    argv = [sys.executable, "-m", "stackferry.cli", "migrate", "--src", SOURCE.name,
-            "--dst", DESTINATION.name, "--project", project, "--workdir", str(workdir),
-            "-q", "--parallel", str(parallel)]  # fmt: skip
-    log = workdir.with_suffix(".log")
-    code, wall, rss_mib = run_measured(argv, env, log)
-    if code != 0:
-        sys.exit(f"migrate failed (exit {code}):\n{log.read_text()}")
-    report = json.loads(sorted((workdir / "reports").glob("apply-*.json"))[-1].read_text())
-    return {"wall": wall, "rss_mib": rss_mib, "report": report}
 
 
 def show(title: str, run: dict[str, object]) -> None:
@@ -68,11 +52,23 @@ def main() -> None:
             workdir = Path(tmp) / "workdir"
             show(
                 "first migrate",
-                migrate(lab.paths.clouds_yaml, tenant.project_name, workdir, args.parallel),
+                migrate(
+                    lab.paths.clouds_yaml,
+                    tenant.project_name,
+                    workdir,
+                    "--parallel",
+                    str(args.parallel),
+                ),
             )
             show(
                 "second migrate (nothing to do)",
-                migrate(lab.paths.clouds_yaml, tenant.project_name, workdir, args.parallel),
+                migrate(
+                    lab.paths.clouds_yaml,
+                    tenant.project_name,
+                    workdir,
+                    "--parallel",
+                    str(args.parallel),
+                ),
             )
     finally:
         purge_project_named(lab.paths.clouds_yaml, DESTINATION, tenant.project_name)

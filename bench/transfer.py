@@ -12,7 +12,6 @@ usage: python -m bench.transfer [--gib N]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -21,9 +20,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from bench.measure import run_measured
+from bench.measure import migrate
 from devcloud.lab import Lab
 from devcloud.layout import DESTINATION, SOURCE
 from devcloud.seed import connect
@@ -40,22 +38,6 @@ def random_chunks(total: int) -> Iterator[bytes]:
         piece = block[: min(len(block), total - sent)]
         sent += len(piece)
         yield piece
-
-
-def stackferry(clouds_yaml: Path, project: str, workdir: Path, kinds: list[str]) -> dict[str, Any]:
-    """Run migrate in its own process; return wall time, its peak RSS and its apply report."""
-    argv = [sys.executable, "-m", "stackferry.cli", "migrate", "--src", SOURCE.name,
-            "--dst", DESTINATION.name, "--project", project, "--workdir", str(workdir),
-            "-q"]  # fmt: skip
-    for kind in kinds:
-        argv += ["--only", kind]
-    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds_yaml))
-    log = workdir.with_suffix(".log")
-    code, wall, rss_mib = run_measured(argv, env, log)
-    if code != 0:
-        sys.exit(f"migrate failed:\n{log.read_text()}")
-    report = json.loads(sorted((workdir / "reports").glob("apply-*.json"))[-1].read_text())
-    return {"wall": wall, "rss_mib": rss_mib, "report": report}
 
 
 def raw_pipe(clouds_yaml: Path, source_image: str, size: int) -> float:
@@ -115,8 +97,8 @@ def main() -> None:
 
         raw_seconds = raw_pipe(clouds_yaml, image_id, size)
         with tempfile.TemporaryDirectory() as tmp:
-            images = stackferry(clouds_yaml, tenant.project_name, Path(tmp) / "i", ["images"])
-            vols = stackferry(clouds_yaml, tenant.project_name, Path(tmp) / "v", ["volumes"])
+            images = migrate(clouds_yaml, tenant.project_name, Path(tmp) / "i", "--only", "images")
+            vols = migrate(clouds_yaml, tenant.project_name, Path(tmp) / "v", "--only", "volumes")
         image_transfer = next(t for t in images["report"]["transfers"] if t["ok"])
         volume_transfer = next(t for t in vols["report"]["transfers"] if t["ok"])
         volume_step = vols["wall"]

@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 
 import openstack
+import yaml
 from openstack import exceptions
 
 from devcloud.layout import Cloud
@@ -28,6 +29,26 @@ class Tenant:
     user_id: str
     user_name: str
     password: str
+
+
+def write_member_clouds_yaml(tenant: Tenant, path: Path, name: str = "member") -> Path:
+    """A clouds.yaml (mode 0600) with the tenant's own member user as cloud ``name``: for
+    testing what stackferry says to credentials without the admin role."""
+    entry = {
+        "auth": {
+            "auth_url": tenant.cloud.keystone_url,
+            "username": tenant.user_name,
+            "password": tenant.password,
+            "project_name": tenant.project_name,
+            "user_domain_id": "default",
+            "project_domain_id": "default",
+        },
+        "region_name": tenant.cloud.region,
+        "identity_api_version": 3,
+    }
+    path.write_text(yaml.safe_dump({"clouds": {name: entry}}))
+    path.chmod(0o600)
+    return path
 
 
 def unique_name(prefix: str = "sf") -> str:

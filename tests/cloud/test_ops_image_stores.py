@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import openstack
-import yaml
 
 from devcloud.lab import Lab
-from devcloud.tenants import Tenant, unique_name
+from devcloud.tenants import Tenant, unique_name, write_member_clouds_yaml
 from tests.cloud.waits import wait_for
 
 STACKFERRY = [sys.executable, "-m", "stackferry.cli"]
@@ -253,24 +252,6 @@ def test_killed_run_and_hand_copied_image_finish_on_rerun(
         assert entries[image_id]["action"] == f"copy to {FS2}, removal from {FS}"
 
 
-def _member_clouds_yaml(tenant: Tenant, path: Path) -> Path:
-    entry = {
-        "auth": {
-            "auth_url": tenant.cloud.keystone_url,
-            "username": tenant.user_name,
-            "password": tenant.password,
-            "project_name": tenant.project_name,
-            "user_domain_id": "default",
-            "project_domain_id": "default",
-        },
-        "region_name": tenant.cloud.region,
-        "identity_api_version": 3,
-    }
-    path.write_text(yaml.safe_dump({"clouds": {"member": entry}}))
-    path.chmod(0o600)
-    return path
-
-
 def test_member_credentials_are_refused_with_what_is_needed(
     source_tenant: Tenant, tmp_path: Path
 ) -> None:
@@ -278,7 +259,7 @@ def test_member_credentials_are_refused_with_what_is_needed(
     seeded = seed(tenant, (2048, 4096))
     only_fs, both = sorted(seeded, key=lambda i: seeded[i][1]["name"])
     copy_by_hand(tenant.admin, both)
-    clouds_yaml = _member_clouds_yaml(tenant, tmp_path / "clouds.yaml")
+    clouds_yaml = write_member_clouds_yaml(tenant, tmp_path / "clouds.yaml")
     before = {i: _get(tenant.admin, i) for i in seeded}
 
     for image_id, rule in ((only_fs, "copy_image"), (both, "delete_image_location")):

@@ -19,10 +19,9 @@ from typing import Any
 
 import openstack
 import pytest
-import yaml
 
 from devcloud.lab import Lab
-from devcloud.tenants import Tenant, unique_name
+from devcloud.tenants import Tenant, unique_name, write_member_clouds_yaml
 from stackferry import sdk
 from tests.cloud.waits import wait_for, wait_status
 
@@ -308,24 +307,7 @@ def test_migrations_started_by_hand_are_finished_not_repeated(fleet: Fleet) -> N
 def test_member_credentials_get_the_policy_error(fleet: Fleet) -> None:
     [server_id] = fleet.boot(1)
     tenant = fleet.tenant
-    member = {
-        "clouds": {
-            "member": {
-                "auth": {
-                    "auth_url": tenant.cloud.keystone_url,
-                    "username": tenant.user_name,
-                    "password": tenant.password,
-                    "project_name": tenant.project_name,
-                    "user_domain_id": "default",
-                    "project_domain_id": "default",
-                },
-                "region_name": tenant.cloud.region,
-                "identity_api_version": 3,
-            }
-        }
-    }
-    clouds_yaml = fleet.tmp / "member.yaml"
-    clouds_yaml.write_text(yaml.safe_dump(member))
+    clouds_yaml = write_member_clouds_yaml(tenant, fleet.tmp / "member.yaml")
     for args in (
         ["hosts", "drain", HOME, "--cloud", "member", "--project", tenant.project_id],
         ["servers", "migrate", server_id, "--cloud", "member"],
