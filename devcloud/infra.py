@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -46,9 +47,24 @@ def _wait(check: Callable[[], bool], what: str, timeout: float, process: Entry, 
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s; see {log}")
 
 
+def _reachable_by_others(path: Path) -> Path | None:
+    """The first parent of ``path`` that other users (postgres) cannot enter, if any."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
+            return parent
+    return None
+
+
 def start_postgres(paths: LabPaths, procs: ProcessTable) -> None:
     data = paths.pg_data
     run_dir = data.parent / "run"
+    closed = _reachable_by_others(data)
+    if closed is not None:
+        raise RuntimeError(
+            f"PostgreSQL runs as user postgres and cannot enter {closed} (mode "
+            f"{stat.S_IMODE(closed.stat().st_mode):o}) on the way to {data}: "
+            f"run `chmod o+x {closed}`, or set STACKFERRY_LAB_DIR to a folder it can reach"
+        )
     if not (data / "PG_VERSION").exists():
         data.mkdir(parents=True, exist_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -170,6 +170,40 @@ def test_images_and_volumes_migrate_with_bytes_members_and_archive(
     assert again.exit_code == 0, again.output
     assert migration.last_report("apply")["write_calls"] == 0
 
+    # Changes in the source after a migration are carried over in place, bytes untouched.
+    images = sdk.image(source.conn)
+    images.update_image(made["golden"], os_distro="ubuntu", release="24.04")
+    source.conn.image.patch(
+        f"/images/{made['small-private']}",
+        json=[{"op": "remove", "path": "/build"}],
+        headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
+    )
+    volumes = sdk.block_storage(source.conn)
+    volumes.set_volume_metadata(made["data-from-snap"], purpose="archive", owner="ops")
+    volumes.update_volume(made["boot-vol"], description="boots it, still")
+    changed = migration.migrate("--mapping", str(mapping))
+    assert changed.exit_code == 0, changed.output
+    report = migration.last_report("apply")
+    assert sorted(
+        (s["kind"], s["identity"]["name"], sorted(s["changes"]))
+        for s in report["steps"]
+        if s["action"] == "update"
+    ) == [
+        ("image", "golden", ["properties"]),
+        ("image", "small-private", ["properties"]),
+        ("volume", "boot-vol", ["description"]),
+        ("volume", "data-from-snap", ["metadata"]),
+    ]
+    assert report["transfers"] == []  # no bytes moved again
+    after = {i["name"]: i for i in _images(destination, dst_project)}
+    assert after["golden"]["id"] == dst_images["golden"]["id"]
+    assert (after["golden"]["os_distro"], after["golden"]["release"]) == ("ubuntu", "24.04")
+    assert "build" not in after["small-private"]
+    assert {v.name: v.metadata for v in _volumes(destination, dst_project)}["data-from-snap"] == {
+        "purpose": "archive",
+        "owner": "ops",
+    }
+
 
 def _apply_until(migration: Migration, condition: Callable[[], bool], what: str) -> None:
     """Run apply in its own process and SIGKILL it the moment ``condition`` holds."""

@@ -60,3 +60,19 @@ def test_health_needs_every_piece() -> None:
     )
     assert not api_down.healthy
     assert "DOWN: glance" in api_down.summary()
+
+
+def test_a_lab_folder_postgres_cannot_reach_is_named_before_initdb() -> None:
+    import shutil
+    import tempfile
+
+    from devcloud.infra import _reachable_by_others
+
+    closed = Path(tempfile.mkdtemp())  # mode 0700, like a CI checkout under mktemp -d
+    try:
+        (closed / "lab" / "pg").mkdir(parents=True)
+        assert _reachable_by_others(closed / "lab" / "pg" / "data") == closed
+        closed.chmod(0o755)
+        assert _reachable_by_others(closed / "lab" / "pg" / "data") is None
+    finally:
+        shutil.rmtree(closed)
