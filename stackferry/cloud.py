@@ -155,10 +155,17 @@ def wait_until(
     interval: float = 1.0,
 ) -> Any:
     """Poll ``fetch`` until ``done``; a ``failed`` answer or the timeout raises, saying which
-    state the thing was last seen in."""
+    state the thing was last seen in. A transient error while polling (a dropped keep-alive
+    connection, a 503) is polled through: the thing being waited for is not affected."""
     deadline = time.monotonic() + timeout
     while True:
-        value = fetch()
+        try:
+            value = fetch()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(interval)
+            continue
         reason = failed(value)
         if reason:
             raise RuntimeError(f"{what}: {reason}")

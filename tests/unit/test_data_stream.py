@@ -203,3 +203,21 @@ def test_temporaries_are_undone_newest_first_per_cloud_and_kept_ones_stay(
     assert temporaries.clean() == ["a"]
     assert undone == [("DST", "b"), ("SRC", "a")]
     assert journal.temporaries_pending() == []
+
+
+def test_waiting_polls_through_a_dropped_connection_but_not_through_a_real_error() -> None:
+    from stackferry.cloud import wait_until
+
+    answers: list[Any] = [ConnectionError("keep-alive dropped"), "saving", "active"]
+
+    def fetch() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return str(answer)
+
+    assert wait_until(fetch, lambda s: s == "active", "image", 10, interval=0.01) == "active"
+    with pytest.raises(ValueError):
+        wait_until(lambda: int("x"), lambda s: True, "image", 10, interval=0.01)
+    with pytest.raises(RuntimeError, match="image: went killed"):
+        wait_until(lambda: "killed", lambda s: False, "image", 10, lambda s: f"went {s}")

@@ -25,6 +25,11 @@ class _Service(BaseApplication):  # type: ignore[misc]
             "threads": 8,
             "timeout": 600,
             "graceful_timeout": 5,
+            # gunicorn's default of 2 s races with clients that poll every 2 s (openstacksdk's
+            # wait_for_status): the server drops the idle connection just as the client reuses
+            # it ("Remote end closed connection without response"). Front ends such as apache
+            # or haproxy keep connections for about a minute.
+            "keepalive": 75,
             "proc_name": self._name,
             "accesslog": "-",
             # gunicorn's control socket defaults to one path for every server: not wanted here.
