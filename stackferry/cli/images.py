@@ -64,10 +64,10 @@ def images() -> None:
 @click.option("--cloud", metavar="CLOUD", help="Cloud (clouds.yaml name; default OS_CLOUD/OS_*).")
 @click.option(
     "--parallel",
-    default=1,
+    default=4,
     show_default=True,
-    help="Images copied at the same time. Raise it only where glance's database is not SQLite: "
-    "such a glance loses import tasks that start at the same moment.",
+    help="Images copied at the same time. Use 1 with a glance on SQLite: it loses import "
+    "tasks that start at the same moment.",
 )
 @click.option("--dry-run", is_flag=True, help="List what would move; change nothing.")
 @click.option(

@@ -216,7 +216,8 @@ def test_killed_run_and_hand_copied_image_finish_on_rerun(
     copy_by_hand(tenant.admin, last)
 
     proc = subprocess.Popen(
-        _command(tenant.cloud.name, tenant.project_id, tmp_path / "killed.json"),
+        # One at a time, in name order, so that the kill lands between known images.
+        _command(tenant.cloud.name, tenant.project_id, tmp_path / "killed.json", "--parallel", "1"),
         env=_env(lab.paths.clouds_yaml),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
