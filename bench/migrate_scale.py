@@ -50,26 +50,17 @@ def main() -> None:
         print(f"seeded scale {args.scale} in {time.monotonic() - t0:.0f} s: {counts}")
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp) / "workdir"
-            show(
-                "first migrate",
-                migrate(
-                    lab.paths.clouds_yaml,
-                    tenant.project_name,
-                    workdir,
-                    "--parallel",
-                    str(args.parallel),
-                ),
-            )
-            show(
-                "second migrate (nothing to do)",
-                migrate(
-                    lab.paths.clouds_yaml,
-                    tenant.project_name,
-                    workdir,
-                    "--parallel",
-                    str(args.parallel),
-                ),
-            )
+            for title in ("first migrate", "second migrate (nothing to do)"):
+                show(
+                    title,
+                    migrate(
+                        lab.paths.clouds_yaml,
+                        tenant.project_name,
+                        workdir,
+                        "--parallel",
+                        str(args.parallel),
+                    ),
+                )
     finally:
         purge_project_named(lab.paths.clouds_yaml, DESTINATION, tenant.project_name)
         purge_tenant(tenant)

@@ -507,6 +507,22 @@ class ServerResult:
     resumed: bool = False
     seconds: float = 0.0
 
+    @classmethod
+    def before(cls, view: ServerView, actions: list[str], note: str) -> ServerResult:
+        """A server as it stands before anything succeeded (failed until proven otherwise)."""
+        return cls(
+            id=view.id,
+            name=view.name,
+            project_id=view.project_id,
+            from_host=view.host,
+            to_host=view.host,
+            landed_on=None,
+            status=view.status,
+            outcome=Outcome.FAILED,
+            actions=actions,
+            note=note,
+        )
+
     @property
     def action(self) -> str:
         return "+".join(self.actions) or "none"
@@ -549,18 +565,7 @@ class Runner:
         ]
 
     def _not_started(self, view: ServerView) -> ServerResult:
-        return ServerResult(
-            id=view.id,
-            name=view.name,
-            project_id=view.project_id,
-            from_host=view.host,
-            to_host=view.host,
-            landed_on=None,
-            status=view.status,
-            outcome=Outcome.FAILED,
-            actions=[],
-            note="not started: interrupted",
-        )
+        return ServerResult.before(view, [], "not started: interrupted")
 
     def dry_run(self, servers: Sequence[ServerView]) -> list[ServerResult]:
         """What each server would go through, from one look at it; nothing is changed."""
@@ -604,18 +609,7 @@ class Runner:
         """Drive one server to a final state; never raises (a failure is a result)."""
         started = time.monotonic()
         memory = Memory()
-        result = ServerResult(
-            id=listed.id,
-            name=listed.name,
-            project_id=listed.project_id,
-            from_host=listed.host,
-            to_host=listed.host,
-            landed_on=None,
-            status=listed.status,
-            outcome=Outcome.FAILED,
-            actions=memory.issued,
-            note="",
-        )
+        result = ServerResult.before(listed, memory.issued, "")
         self.listener(listed.id, "starting", listed.host, False)
         try:
             self._follow(listed, memory, result)
