@@ -188,9 +188,9 @@ def stream_image(
             + "): the source image changed since export or its store is damaged"
         )
     landed = Fingerprint.of(get_image(destination, destination_id))
-    problems = read.mismatches(landed) + [
-        p for p in expected.mismatches(landed) if p.startswith("os_hash_value")
-    ]
+    # What we read (size, md5) and what the source recorded beyond it (its os_hash).
+    source_hash = Fingerprint(None, None, expected.os_hash_algo, expected.os_hash_value)
+    problems = read.mismatches(landed) + source_hash.mismatches(landed)
     if problems or landed.checksum is None:
         raise TransferError(
             "the destination stored bytes that differ from those sent ("

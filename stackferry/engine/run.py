@@ -16,7 +16,7 @@ from stackferry.engine.errors import StackferryError
 from stackferry.engine.journal import Journal
 from stackferry.engine.mapping import Mapping
 from stackferry.engine.model import Resource, identity_key
-from stackferry.engine.plan import WRITES, Plan, Step, make_plan, parent_key, read_destination
+from stackferry.engine.plan import Plan, Step, make_plan, parent_key, read_destination
 from stackferry.engine.registry import Registry
 from stackferry.engine.temporaries import Temporaries
 from stackferry.engine.workdir import Workdir, write_atomic
@@ -134,13 +134,9 @@ def plan(
 
 def moves_data(registry: Registry, step: Step) -> bool:
     """Will this step stream bytes from the source?"""
-    kind = registry[step.resource.kind]
-    return bool(
-        getattr(kind, "moves_data", False)
-        and step.action in WRITES
-        and step.action != "delete"
-        and (step.action == "create" or "data" in step.changes)
-    )
+    if not getattr(registry[step.resource.kind], "moves_data", False):
+        return False
+    return step.action == "create" or (step.action == "update" and "data" in step.changes)
 
 
 def apply(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -20,7 +19,8 @@ from openstack import exceptions
 from openstack.connection import Connection
 
 from stackferry import sdk
-from stackferry.cloud import rest
+from stackferry.cloud import rest, wait_until
+from stackferry.engine.journal import Journal
 
 Undo = Callable[[Connection, dict[str, Any]], None]
 UNDO: dict[str, Undo] = {}
@@ -56,12 +56,10 @@ def _delete_image(conn: Connection, spec: dict[str, Any]) -> None:
     rest(conn.image, "delete", f"/images/{spec['id']}")
 
 
-def _settled(fetch: Callable[[], Any], busy: set[str]) -> None:
+def _settled(fetch: Callable[[], Any], busy: set[str], what: str) -> None:
     """Wait while the thing is in a state it cannot be deleted in (gone is fine too)."""
-    deadline = time.monotonic() + SETTLE_SECONDS
     with contextlib.suppress(exceptions.NotFoundException):
-        while fetch().status in busy and time.monotonic() < deadline:
-            time.sleep(2)
+        wait_until(fetch, lambda item: item.status not in busy, what, SETTLE_SECONDS)
 
 
 @undoes("snapshot_named")
@@ -69,7 +67,7 @@ def _delete_snapshots_named(conn: Connection, spec: dict[str, Any]) -> None:
     bs = sdk.block_storage(conn)
     for snap in list(bs.snapshots(details=True, all_projects=True, name=spec["name"])):
         snap_id = str(snap.id)
-        _settled(partial(bs.get_snapshot, snap_id), {"creating"})
+        _settled(partial(bs.get_snapshot, snap_id), {"creating"}, f"snapshot {spec['name']}")
         bs.delete_snapshot(snap_id, force=True)
 
 
@@ -82,12 +80,13 @@ def _delete_volumes_named(conn: Connection, spec: dict[str, Any]) -> None:
         _settled(
             partial(bs.get_volume, volume_id),
             {"creating", "downloading", "uploading"},
+            f"volume {spec['name']}",
         )
         bs.delete_volume(volume_id, force=True)
 
 
 class Temporaries:
-    def __init__(self, journal: Any, conns: dict[str, Connection]) -> None:
+    def __init__(self, journal: Journal, conns: dict[str, Connection]) -> None:
         self.journal, self.conns = journal, conns
         self.left: list[str] = []  # what could not be undone (yet): reported, retried next run
 

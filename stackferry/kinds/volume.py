@@ -167,9 +167,7 @@ class Volume(Kind):
         check_id = upload_to_image(ctx.conn, volume.id, f"{tmp}-check")
         check = wait_image_active(ctx.conn, check_id, f"{what}: read back", wait)
         wait_volume(ctx.conn, volume.id, {"available"}, f"{what}: after read back", wait)
-        problems = Fingerprint(digests.size, digests.md5.hexdigest(), None, None).mismatches(
-            Fingerprint.of(check)
-        )
+        problems = digests.fingerprint().mismatches(Fingerprint.of(check))
         if problems:
             raise TransferError(
                 f"{what}: the destination volume holds other bytes than the source ("
