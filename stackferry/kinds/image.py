@@ -225,7 +225,7 @@ class Image(Kind):
             "tags": with_marker(p),
             "owner": ctx.project_id,
         }
-        key = f"image:{image_id}"
+        key = temporary_key(image_id)
         ctx.temporaries.record(
             key, f"image {resource.label} until verified", "image_id", {"id": image_id}
         )
@@ -271,6 +271,10 @@ class Image(Kind):
             new_id = self.create(ctx, resource)
             ctx.ids.add(self.name, new_id, resource.identity)
             return
+        if ctx.temporaries is not None:
+            # An image of ours brought into line (e.g. after a transient error late in
+            # create) is the real one now: the end of the run must not delete it.
+            ctx.temporaries.keep(temporary_key(current.cloud_id))
         p, have = resource.params, current.params
         ops: list[dict[str, Any]] = []
         simple = {"min_disk": "min_disk", "min_ram": "min_ram", "visibility": "visibility",
@@ -328,6 +332,11 @@ class Image(Kind):
                     f"/images/{image_id}/members/{project_id}",
                     json={"status": status},
                 )
+
+
+def temporary_key(image_id: str) -> str:
+    """The journal key of an image recorded as a temporary until its bytes verified."""
+    return f"image:{image_id}"
 
 
 def safe_name(resource: Resource, extension: str) -> str:

@@ -221,3 +221,31 @@ def test_waiting_polls_through_a_dropped_connection_but_not_through_a_real_error
         wait_until(lambda: int("x"), lambda s: True, "image", 10, interval=0.01)
     with pytest.raises(RuntimeError, match="image: went killed"):
         wait_until(lambda: "killed", lambda s: False, "image", 10, lambda s: f"went {s}")
+
+
+def test_an_image_converged_after_a_late_error_is_kept_not_cleaned_away(tmp_path: Path) -> None:
+    """create() records the image as a temporary until verified; if a transient error hits
+    after that (e.g. while adding members), apply finds the image and converges it with
+    update(): from then on it is the real image, and the end of the run must leave it."""
+    from stackferry.engine.model import Resource
+    from stackferry.kinds.base import Context, Tenant
+    from stackferry.kinds.image import Image, temporary_key
+
+    class Patches:
+        def patch(self, path: str, **kwargs: Any) -> Response:
+            return Response(status=200)
+
+    class ImageConn:
+        image = Patches()
+
+    deleted: list[str] = []
+    temporaries = Temporaries(Journal(tmp_path / "journal.sqlite"), cast(Any, {"destination": 1}))
+    temporaries.record(temporary_key("img-1"), "image until verified", "image_id", {"id": "img-1"})
+    ctx = Context(cast(Connection, ImageConn()), Tenant("t", "d", id="p"), temporaries=temporaries)
+    params = {"visibility": "private", "data": None, "min_ram": 64}
+    current = Resource("image", {"name": "x"}, {**params, "min_ram": 0}, {"id": "img-1"})
+    Image().update(ctx, Resource("image", {"name": "x"}, params), current, {"min_ram"})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(UNDO, "image_id", lambda conn, spec: deleted.append(spec["id"]))
+        assert temporaries.clean() == []
+    assert deleted == []
