@@ -58,13 +58,10 @@ def _reachable_by_others(path: Path) -> Path | None:
 def start_postgres(paths: LabPaths, procs: ProcessTable) -> None:
     data = paths.pg_data
     run_dir = data.parent / "run"
-    closed = _reachable_by_others(data)
-    if closed is not None:
-        raise RuntimeError(
-            f"PostgreSQL runs as user postgres and cannot enter {closed} (mode "
-            f"{stat.S_IMODE(closed.stat().st_mode):o}) on the way to {data}: "
-            f"run `chmod o+x {closed}`, or set STACKFERRY_LAB_DIR to a folder it can reach"
-        )
+    # PostgreSQL runs as user postgres: every folder on the way to its data must let it pass
+    # (a checkout under `mktemp -d` is mode 0700). Traversal only, as the lab gives .lab itself.
+    while (closed := _reachable_by_others(data)) is not None:
+        closed.chmod(stat.S_IMODE(closed.stat().st_mode) | stat.S_IXOTH)
     if not (data / "PG_VERSION").exists():
         data.mkdir(parents=True, exist_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
