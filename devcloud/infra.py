@@ -22,7 +22,7 @@ from devcloud.layout import (
     RABBIT_PORT,
     LabPaths,
 )
-from devcloud.procs import Entry, ProcessTable
+from devcloud.procs import Entry, ProcessTable, identity_of
 
 PG_SETTINGS = f"""
 listen_addresses = '{LOOPBACK}'
@@ -70,8 +70,8 @@ def start_postgres(paths: LabPaths, procs: ProcessTable) -> None:
         shutil.chown(run_dir, "postgres", "postgres")
         subprocess.run(
             [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-            user="postgres",
             check=True,
+            **identity_of("postgres"),
             stdout=subprocess.DEVNULL,
             cwd="/",
         )

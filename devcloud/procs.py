@@ -8,12 +8,14 @@ so a PID reused by an unrelated process after a reboot is never signalled.
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -39,6 +41,20 @@ class Entry:
 
     def line(self) -> str:
         return f"{self.pid} {self.start_ticks} {self.name}\n"
+
+
+def identity_of(user: str | None) -> dict[str, Any]:
+    """subprocess arguments to run as ``user`` with that user's own groups. ``user=`` alone
+    changes only the uid: the process would keep root's groups, and root's group permissions
+    (none, on a 0700 folder) would be what it gets."""
+    if user is None:
+        return {}
+    account = pwd.getpwnam(user)
+    return {
+        "user": account.pw_uid,
+        "group": account.pw_gid,
+        "extra_groups": os.getgrouplist(user, account.pw_gid),
+    }
 
 
 class ProcessTable:
@@ -85,9 +101,9 @@ class ProcessTable:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
-                user=user,
                 cwd=cwd,
                 start_new_session=True,
+                **identity_of(user),
             )
         ticks = _start_ticks(proc.pid)
         if ticks is None:
