@@ -26,7 +26,7 @@ from devcloud.lab import Lab
 from devcloud.layout import DESTINATION, SOURCE
 from devcloud.seed import connect
 from devcloud.tenants import create_tenant, purge_project_named, purge_tenant
-from stackferry import sdk
+from stackferry.cloud import sdk
 
 MIB = 1024 * 1024
 

@@ -18,7 +18,7 @@ from openstack import exceptions
 from openstack.connection import Connection
 
 from devcloud.seed import connect
-from stackferry import sdk
+from stackferry.cloud import sdk
 
 
 def _keypair_material(name: str) -> str:

@@ -13,7 +13,7 @@ import openstack
 import yaml
 
 from devcloud.layout import CLOUDS, PASSWORD, Cloud
-from stackferry import sdk
+from stackferry.cloud import sdk
 
 SERVICES = (  # keystone user, catalog type, lab service name, path suffix
     ("glance", "image", "glance", ""),

@@ -16,7 +16,7 @@ from openstack import exceptions
 
 from devcloud.layout import Cloud
 from devcloud.seed import connect
-from stackferry import sdk
+from stackferry.cloud import sdk
 
 
 @dataclass

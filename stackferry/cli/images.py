@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections import Counter
@@ -12,13 +11,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from stackferry.cli import render
-from stackferry.cloud import CallCounter, connect
-from stackferry.engine.errors import StackferryError
+from stackferry.cli.common import handles_errors
+from stackferry.cloud.connection import CallCounter, connect
 from stackferry.engine.workdir import write_atomic
+from stackferry.errors import StackferryError
 from stackferry.ops import image_stores as ops
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,19 +32,6 @@ RESULT_STYLE = {
     ops.BLOCKED: "red",
     ops.NOT_ATTEMPTED: "red",
 }
-
-
-def _handles_errors(func: F) -> F:
-    """``stackferry.cli.main.handles_errors`` (operator errors: message, exit 2), looked up when
-    the command runs: main imports this module, so importing main here would be circular."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from stackferry.cli.main import handles_errors
-
-        return handles_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group()
@@ -82,7 +71,7 @@ def images() -> None:
     show_default=True,
     help="Seconds one image's copy may take before it is reported failed.",
 )
-@_handles_errors
+@handles_errors
 def move_store(
     source: str,
     target: str,
@@ -111,10 +100,9 @@ def move_store(
     chosen = ops.select_images(api, source, target, owner[0] if owner else None, image_refs)
     options = ops.MoveOptions(source, target, parallel, dry_run, timeout)
     scope = f"project {owner[1]} ({owner[0]})" if owner else "all projects visible"
-    render.console.print(
+    render.say(
         f"{'dry run: ' if dry_run else ''}{len(chosen)} image(s) on {source} or {target} "
-        f"in {scope} on {cloud_name}",
-        highlight=False,
+        f"in {scope} on {cloud_name}"
     )
     with _Progress(len(chosen), source, target) as progress:
         outcome = ops.Mover(api, options, progress).run(chosen)
@@ -127,12 +115,12 @@ def move_store(
         f"move-store {source} -> {target}: {summary or 'no images'}; "
         f"{writes} write call(s) to {cloud_name}"
     )
-    render.console.print(line, highlight=False)
+    render.say(line)
     document = _report(outcome, counter, label, cloud_name, owner, options, started, writes)
     write_atomic(report, json.dumps(document, indent=2, default=str) + "\n")
-    render.console.print(f"report: {report}", highlight=False)
+    render.say(f"report: {report}")
     if dry_run:
-        render.console.print("dry run: nothing was changed", highlight=False)
+        render.say("dry run: nothing was changed")
     if outcome.denied:
         raise StackferryError(outcome.denied)
     sys.exit(0 if outcome.ok else 1)
@@ -165,7 +153,8 @@ class _Progress:
     def __call__(self, result: ops.ImageResult, phase: str) -> None:
         if phase != "finished":
             self.progress.update(
-                self.task, description=f"{self.base}: {phase} {result.name or result.id}"
+                self.task,
+                description=escape(f"{self.base}: {phase} {result.name or result.id}"),
             )
             return
         if result.result in ops.UNSUCCESSFUL:
@@ -173,9 +162,11 @@ class _Progress:
             self.progress.update(self.task, failed=f"[red]{self.failed} not moved")
         if result.result != ops.SKIPPED:
             style = RESULT_STYLE.get(result.result, "")
+            detail = result.action if result.action != "none" else result.reason
             self.progress.console.print(
-                f"  [{style}]{result.result}[/{style}] {result.name} {result.id}: "
-                f"{result.action if result.action != 'none' else result.reason}",
+                Text.assemble(
+                    "  ", (result.result, style), f" {result.name} {result.id}: {detail}"
+                ),
                 highlight=False,
             )
         self.progress.advance(self.task)
@@ -187,16 +178,15 @@ def _table(outcome: ops.Outcome, dry_run: bool) -> Table:
         table.add_column(column, overflow="fold")
     table.add_column("checksum", overflow="fold")
     for r in outcome.results:
-        style = RESULT_STYLE.get(r.result, "")
-        checksum = r.checksum_after or r.checksum_before or ""
+        checksum = Text(r.checksum_after or r.checksum_before or "")
         if r.checksum_before and r.checksum_after and r.checksum_before != r.checksum_after:
-            checksum = f"[red]{r.checksum_before} -> {r.checksum_after}[/red]"
+            checksum = Text(f"{r.checksum_before} -> {r.checksum_after}", style="red")
         table.add_row(
-            r.name + (" (protected)" if r.protected else ""),
-            r.id,
-            f"[{style}]{r.result}[/{style}]",
-            r.action,
-            r.reason,
+            Text(r.name + (" (protected)" if r.protected else "")),
+            Text(r.id),
+            Text(r.result, style=RESULT_STYLE.get(r.result, "")),
+            Text(r.action),
+            Text(r.reason),
             checksum,
         )
     return table

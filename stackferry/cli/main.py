@@ -2,50 +2,71 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from openstack import exceptions as sdk_exceptions
 
 from stackferry import __version__
 from stackferry.cli import render
-from stackferry.cloud import CallCounter, connect
+from stackferry.cli.common import (
+    ADMIN_HINT,
+    EXIT_FAILED,
+    enable_debug,
+    handles_errors,
+    request_of,
+)
+from stackferry.cli.images import images
+from stackferry.cli.servers import hosts, servers
+from stackferry.cloud.connection import CallCounter, api_message, connect
 from stackferry.data.archive import Archive
 from stackferry.engine import run
-from stackferry.engine.errors import StackferryError
 from stackferry.engine.journal import Journal
 from stackferry.engine.mapping import Mapping
+from stackferry.engine.plan import Adoption
 from stackferry.engine.registry import Registry
 from stackferry.engine.workdir import Workdir, published_schema
+from stackferry.errors import CloudError
 from stackferry.kinds.base import DataPlane, Kind, Tenant
 from stackferry.kinds.catalog import registry as make_registry
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXIT_FAILED = 1  # something did not succeed, or verify found differences
-EXIT_USAGE = 2  # bad input: nothing was attempted
 
 
-def handles_errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except StackferryError as exc:
-            render.err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-            sys.exit(EXIT_USAGE)
+@contextlib.contextmanager
+def on_cloud(label: str) -> Iterator[None]:
+    """A cloud that refuses a read (HTTP 401/403) is named, with what stackferry needs."""
+    try:
+        yield
+    except sdk_exceptions.HttpException as exc:
+        if exc.status_code not in (401, 403):
+            raise
+        raise CloudError(
+            f"cloud {label}: refused{request_of(exc)} ({api_message(exc)}). {ADMIN_HINT}"
+        ) from None
 
-    return wrapper  # type: ignore[return-value]
+
+def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise click.BadParameter(f"{value!r} is not a regular expression: {exc}") from None
+    return value
 
 
 def workdir_option(func: F) -> F:
     return click.option(
         "--workdir",
-        type=click.Path(path_type=Path),
+        type=click.Path(path_type=Path, file_okay=False),
         default=Path("stackferry-work"),
         show_default=True,
         help="Folder of the exported files, journal and reports.",
@@ -65,14 +86,10 @@ def selection_options(func: F) -> F:
 def mapping_option(func: F) -> F:
     return click.option(
         "--mapping",
-        type=click.Path(path_type=Path, exists=True),
+        type=click.Path(path_type=Path, exists=True, dir_okay=False),
         default=None,
         help="YAML file renaming projects, domains, users, networks, AZs, flavors.",
     )(func)
-
-
-def _kinds(reg: Registry, only: tuple[str, ...], skip: tuple[str, ...]) -> list[Kind]:
-    return reg.select(only, skip)
 
 
 def _filter_names(wd: Workdir, include: str | None, exclude: str | None, keep: set[str]) -> None:
@@ -91,13 +108,21 @@ def _filter_names(wd: Workdir, include: str | None, exclude: str | None, keep: s
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="stackferry")
-def cli() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="STACKFERRY_DEBUG",
+    help="Show tracebacks and every HTTP call (tokens masked), for a bug report.",
+)
+def cli(debug: bool) -> None:
     """Move OpenStack tenants and their data between clouds, and servers and images inside one.
 
     Clouds are named as in clouds.yaml (or OS_CLOUD / OS_* variables), as for every OpenStack
     tool. The everyday command is `migrate`; `export`, `plan`, `apply` and `verify` are its
     steps, to run one at a time and review in between.
     """
+    if debug:
+        enable_debug()
 
 
 def tenant_options(func: F) -> F:
@@ -108,14 +133,37 @@ def tenant_options(func: F) -> F:
             click.option(
                 "--domain", default="Default", show_default=True, help="The project's domain."
             ),
-            click.option("--include", metavar="REGEX", help="Only resources whose name matches."),
             click.option(
-                "--exclude", metavar="REGEX", help="Leave out resources whose name matches."
+                "--include",
+                metavar="REGEX",
+                callback=_regex,
+                help="Only resources whose name matches.",
+            ),
+            click.option(
+                "--exclude",
+                metavar="REGEX",
+                callback=_regex,
+                help="Leave out resources whose name matches.",
             ),
         )
     ):
         func = option(func)
     return func
+
+
+@dataclass
+class Target:
+    """Where a workdir goes, and how: shared by plan, apply, verify and migrate."""
+
+    dst: str
+    workdir: Path
+    mapping: Path | None
+    only: tuple[str, ...]
+    skip: tuple[str, ...]
+    adopt: tuple[str, ...] = ()
+
+    def kinds(self, reg: Registry) -> list[Kind]:
+        return reg.select(self.only, self.skip)
 
 
 @cli.command()
@@ -135,13 +183,12 @@ def export(
     skip: tuple[str, ...],
 ) -> None:
     """Read the tenant from the source cloud and write it to the workdir."""
-    _export(src, project, domain, include, exclude, workdir, only, skip, CallCounter())
+    _export(src, Tenant(project, domain), include, exclude, workdir, only, skip, CallCounter())
 
 
 def _export(
     src: str,
-    project: str,
-    domain: str,
+    tenant: Tenant,
     include: str | None,
     exclude: str | None,
     workdir: Path,
@@ -150,15 +197,25 @@ def _export(
     counter: CallCounter,
 ) -> None:
     reg = make_registry()
-    kinds = _kinds(reg, only, skip)
+    kinds = reg.select(only, skip)
     conn = connect(src, counter, "source")
-    wd = run.export(reg, conn, Tenant(project, domain), kinds, workdir, src)
+    with on_cloud(src):
+        wd = run.export(reg, conn, tenant, kinds, workdir, src)
     tenant_kinds = {k.name for k in reg.ordered if getattr(k, "defines_tenant", False)}
     if include or exclude:
         _filter_names(wd, include, exclude, tenant_kinds)
-        wd.save(reg, Tenant(project, domain), src, kinds)
+        wd.save(reg, tenant, src, kinds)
     counts = ", ".join(f"{len(v)} {reg[k].plural}" for k, v in wd.resources.items() if v)
-    render.console.print(f"exported {counts or 'nothing'} from {src} to {workdir}")
+    render.say(f"exported {counts or 'nothing'} from {src} to {workdir}")
+
+
+def _load(workdir: Path, reg: Registry) -> Workdir:
+    wd = Workdir.load(workdir, reg)
+    for path in wd.unknown_files:
+        render.warn(
+            f"{path} is not one of this workdir's kinds (left by an earlier export?): ignored"
+        )
+    return wd
 
 
 @cli.command()
@@ -166,9 +223,9 @@ def _export(
 @handles_errors
 def validate(workdir: Path) -> None:
     """Check the workdir's files against their schema."""
-    wd = Workdir.load(workdir, make_registry())
+    wd = _load(workdir, make_registry())
     total = sum(len(v) for v in wd.resources.values())
-    render.console.print(f"{workdir}: valid ({total} resources)")
+    render.say(f"{workdir}: valid ({total} resources)")
 
 
 @cli.command()
@@ -178,19 +235,26 @@ def schema() -> None:
     click.echo(json.dumps(published_schema(make_registry()), indent=2))
 
 
-def _plan(
-    dst: str,
-    workdir: Path,
-    mapping: Path | None,
-    only: tuple[str, ...],
-    skip: tuple[str, ...],
-    counter: CallCounter,
-) -> tuple[Registry, Workdir, run.Planned]:
+def _plan(target: Target, counter: CallCounter) -> tuple[Registry, Workdir, run.Planned]:
     reg = make_registry()
-    wd = Workdir.load(workdir, reg)
-    conn = connect(dst, counter, "destination")
-    planned = run.plan(reg, wd, conn, _kinds(reg, only, skip), Mapping.load(mapping))
+    wd = _load(target.workdir, reg)
+    mapping = Mapping.load(target.mapping)
+    adopt = Adoption.parse(reg, [*target.adopt, *mapping.adopt])
+    kinds = target.kinds(reg)
+    conn = connect(target.dst, counter, "destination")
+    with on_cloud(target.dst):
+        planned = run.plan(reg, wd, conn, kinds, mapping, adopt)
     return reg, wd, planned
+
+
+def adopt_option(func: F) -> F:
+    return click.option(
+        "--adopt",
+        multiple=True,
+        metavar="KIND[:NAME]",
+        help="Manage destination resources stackferry did not make (a plan conflict) as its "
+        "own: a kind, or KIND:NAME with shell wildcards (e.g. security_groups:web*).",
+    )(func)
 
 
 @cli.command()
@@ -200,6 +264,7 @@ def _plan(
 @workdir_option
 @mapping_option
 @selection_options
+@adopt_option
 @handles_errors
 def plan(
     dst: str,
@@ -209,70 +274,69 @@ def plan(
     mapping: Path | None,
     only: tuple[str, ...],
     skip: tuple[str, ...],
+    adopt: tuple[str, ...],
 ) -> None:
     """Compare the workdir with the destination and show what apply would do."""
-    _, _, planned = _plan(dst, workdir, mapping, only, skip, CallCounter())
+    target = Target(dst, workdir, mapping, only, skip, adopt)
+    _, _, planned = _plan(target, CallCounter())
     if fmt == "json":
         click.echo(render.plan_json(planned.plan))
     else:
         render.console.print(render.plan_table(planned.plan, show_all))
-        render.console.print(f"plan: {render.plan_summary(planned.plan)}")
+        render.say(f"plan: {render.plan_summary(planned.plan)}")
 
 
-def _apply(
-    dst: str,
-    workdir: Path,
-    mapping: Path | None,
-    only: tuple[str, ...],
-    skip: tuple[str, ...],
-    parallel: int,
-    dry_run: bool,
-    quiet: bool,
-    counter: CallCounter,
-    src: str | None = None,
-    archive: Path | None = None,
-) -> bool:
-    reg, wd, planned = _plan(dst, workdir, mapping, only, skip, counter)
+@dataclass
+class Run:
+    """How apply runs: shared by apply and migrate."""
+
+    parallel: int
+    dry_run: bool
+    quiet: bool
+    partial: bool
+    archive: Path | None
+
+
+def _apply(target: Target, how: Run, counter: CallCounter, src: str | None = None) -> bool:
+    reg, wd, planned = _plan(target, counter)
     data_bytes = sum(
         int(s.resource.facts.get("size") or 0) for s in planned.plan.steps if run.moves_data(reg, s)
     )
-    if not quiet or dry_run:
+    if not how.quiet or how.dry_run:
         render.console.print(render.plan_table(planned.plan))
-    render.console.print(f"plan: {render.plan_summary(planned.plan)}")
-    if dry_run:
-        render.console.print("dry run: nothing was changed")
-        return not any(s.action in ("conflict", "blocked") for s in planned.plan.steps)
+    elif planned.plan.problems:
+        render.console.print(render.plan_table(planned.plan, only=planned.plan.problems))
+    render.say(f"plan: {render.plan_summary(planned.plan)}")
+    if how.dry_run:
+        render.say("dry run: nothing was changed")
+        return not planned.plan.problems
+    run.refuse_problems(planned.plan, how.partial)
+    wd.check_writable()
+    archive = Archive(how.archive) if how.archive else None
+    source = connect(src, counter, "source") if src else None
     journal = Journal(wd.journal_path)
     journal.start_run("apply")
     planned.ctx.connection_hook = lambda conn: counter.attach("destination", conn)
     interrupted = journal.interrupted()
-    if interrupted and not quiet:
-        render.console.print(
+    if interrupted and not how.quiet:
+        render.say(
             f"resuming: {len(interrupted)} step(s) were in flight when an "
             "earlier run stopped; the plan above accounts for them"
         )
-    with render.StepProgress(planned.plan, quiet, data_bytes) as progress:
-        data = DataPlane(
-            source=connect(src, counter, "source") if src else None,
-            archive=Archive(archive) if archive else None,
-            monitor=progress,
-        )
+    with render.StepProgress(planned.plan, how.quiet, data_bytes) as progress:
+        data = DataPlane(source=source, archive=archive, monitor=progress)
         try:
-            outcome = run.apply(reg, planned, journal, parallel, progress, data)
-        except StackferryError:
+            outcome = run.apply(reg, planned, journal, how.parallel, progress, data, how.partial)
+        except BaseException:
             journal.finish_run("refused")
             raise
     journal.finish_run("failed" if outcome.failed else "ok")
     temporaries = planned.ctx.temporaries
     for leftover in temporaries.left if temporaries else []:
-        render.err_console.print(
-            f"[yellow]warning:[/yellow] temporary not removed yet (the next run retries): "
-            f"{leftover}",
-            highlight=False,
-        )
+        render.warn(f"temporary not removed yet (the next run retries): {leftover}")
     journal.close()
-    if not quiet or outcome.failed:  # quiet still says what went wrong
-        render.console.print(render.outcome_table(planned.plan, outcome, only_failures=quiet))
+    if not how.quiet or outcome.failed:  # quiet still says what went wrong
+        render.console.print(render.outcome_table(planned.plan, outcome, only_failures=how.quiet))
     states = [outcome.state.get(s.key) for s in planned.plan.steps]
     summary = ", ".join(
         f"{states.count(x)} {x}"
@@ -280,8 +344,8 @@ def _apply(
         if states.count(x)
     )
     writes = counter.writes("destination")
-    line = f"apply: {summary or 'nothing to do'}; {writes} write call(s) to {dst}"
-    render.console.print(line)
+    line = f"apply: {summary or 'nothing to do'}; {writes} write call(s) to {target.dst}"
+    render.say(line)
     report = {
         "summary": {x: states.count(x) for x in set(states) if x},
         "write_calls": writes,
@@ -315,8 +379,19 @@ def apply_options(func: F) -> F:
         "SHA-256 manifest (read once from the source).",
     )(func)
     func = click.option(
-        "--parallel", default=8, show_default=True, help="Resources created at the same time."
+        "--parallel",
+        default=8,
+        show_default=True,
+        type=click.IntRange(1, 256),
+        help="Resources created at the same time.",
     )(func)
+    func = click.option(
+        "--partial",
+        is_flag=True,
+        help="Apply what can be applied even when the plan has conflicts or blocked resources "
+        "(they are reported, and the exit code is 1).",
+    )(func)
+    func = adopt_option(func)
     func = click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")(func)
     return click.option("-q", "--quiet", is_flag=True, help="No progress, only summaries.")(func)
 
@@ -341,34 +416,28 @@ def apply(
     parallel: int,
     dry_run: bool,
     quiet: bool,
+    partial: bool,
+    adopt: tuple[str, ...],
     archive: Path | None,
 ) -> None:
     """Carry out the plan: create and update what differs; safe to re-run at any time."""
-    ok = _apply(
-        dst, workdir, mapping, only, skip, parallel, dry_run, quiet, CallCounter(), src, archive
-    )
+    target = Target(dst, workdir, mapping, only, skip, adopt)
+    ok = _apply(target, Run(parallel, dry_run, quiet, partial, archive), CallCounter(), src)
     sys.exit(0 if ok else EXIT_FAILED)
 
 
-def _verify(
-    dst: str,
-    src: str | None,
-    workdir: Path,
-    mapping: Path | None,
-    only: tuple[str, ...],
-    skip: tuple[str, ...],
-    counter: CallCounter,
-) -> bool:
+def _verify(target: Target, src: str | None, counter: CallCounter) -> bool:
     reg = make_registry()
-    wd = Workdir.load(workdir, reg)
+    wd = _load(target.workdir, reg)
     assert wd.tenant is not None
-    kinds = [k for k in _kinds(reg, only, skip) if k.name in wd.resources]
+    kinds = [k for k in target.kinds(reg) if k.name in wd.resources]
     source = wd.resources
     if src:  # compare with the live source rather than the exported files
-        _, source = run.read_tenant(reg, connect(src, counter, "source"), wd.tenant, kinds)
-    result = run.verify(
-        reg, source, Mapping.load(mapping), connect(dst, counter, "destination"), wd.tenant, kinds
-    )
+        with on_cloud(src):
+            _, source = run.read_tenant(reg, connect(src, counter, "source"), wd.tenant, kinds)
+    conn = connect(target.dst, counter, "destination")
+    with on_cloud(target.dst):
+        result = run.verify(reg, source, Mapping.load(target.mapping), conn, wd.tenant, kinds)
     text = render.verification_text(result)
     document = {
         "equal": result.equal,
@@ -377,8 +446,8 @@ def _verify(
         "id_map": result.id_map,
     }
     path = run.write_report(wd, "verify", document, text)
-    render.console.print(text, highlight=False)
-    render.console.print(f"report: {path} (and {path.with_suffix('.txt').name})")
+    render.say(text)
+    render.say(f"report: {path} (and {path.with_suffix('.txt').name})")
     return result.equal
 
 
@@ -398,7 +467,8 @@ def verify(
     skip: tuple[str, ...],
 ) -> None:
     """Compare source and destination field by field; exit 0 only when they are equal."""
-    sys.exit(0 if _verify(dst, src, workdir, mapping, only, skip, CallCounter()) else EXIT_FAILED)
+    target = Target(dst, workdir, mapping, only, skip)
+    sys.exit(0 if _verify(target, src, CallCounter()) else EXIT_FAILED)
 
 
 @cli.command()
@@ -426,15 +496,21 @@ def migrate(
     parallel: int,
     dry_run: bool,
     quiet: bool,
+    partial: bool,
+    adopt: tuple[str, ...],
     archive: Path | None,
 ) -> None:
     """Export, plan, apply and verify in one go: the everyday command. Re-run it after any
     failure or interruption; it continues where the last run stopped."""
     counter = CallCounter()
-    _export(src, project, domain, include, exclude, workdir, only, skip, counter)
-    ok = _apply(dst, workdir, mapping, only, skip, parallel, dry_run, quiet, counter, src, archive)
+    target = Target(dst, workdir, mapping, only, skip, adopt)
+    Mapping.load(mapping)  # a broken mapping file is refused before anything is read
+    make_registry().select(only, skip)  # so are contradicting --only/--skip
+    _export(src, Tenant(project, domain), include, exclude, workdir, only, skip, counter)
+    how = Run(parallel, dry_run, quiet, partial, archive)
+    ok = _apply(target, how, counter, src)
     if not dry_run:
-        ok = _verify(dst, None, workdir, mapping, only, skip, counter) and ok
+        ok = _verify(target, None, counter) and ok
     if calls:
         render.console.print(render.calls_table(counter))
     sys.exit(0 if ok else EXIT_FAILED)
@@ -449,11 +525,7 @@ def _register_lab() -> None:
     cli.add_command(lab, name="lab")
 
 
-from stackferry.cli.images import images  # noqa: E402
-
 cli.add_command(images)
-from stackferry.cli.servers import hosts, servers  # noqa: E402
-
 cli.add_command(servers)
 cli.add_command(hosts)
 _register_lab()

@@ -1,4 +1,8 @@
-"""Rendering for the terminal and for --format json; no logic, only presentation."""
+"""Rendering for the terminal and for --format json; no logic, only presentation.
+
+Text from clouds and users (names, descriptions, error messages) is never read as rich
+markup: cells are ``Text`` objects and lines go through ``say``/``warn``, so a name like
+``[/]`` is shown as it is."""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from stackferry.cloud import CallCounter
+from stackferry.cloud.connection import CallCounter
 from stackferry.engine.apply import Outcome
 from stackferry.engine.plan import WRITES, Plan, Step
 from stackferry.engine.run import Verification
@@ -33,12 +37,26 @@ err_console = Console(stderr=True, soft_wrap=True)
 ACTION_STYLE = {
     "create": "green",
     "update": "yellow",
+    "delete": "magenta",
     "unchanged": "dim",
     "conflict": "red",
     "blocked": "red",
     "done": "green",
     "failed": "red",
 }
+
+
+def styled(word: str) -> Text:
+    return Text(word, style=ACTION_STYLE.get(word, ""))
+
+
+def say(line: str) -> None:
+    """A line for the operator, shown as it is (never parsed as markup)."""
+    console.print(Text(line), highlight=False)
+
+
+def warn(line: str) -> None:
+    err_console.print(Text.assemble(("warning: ", "yellow"), line), highlight=False)
 
 
 def _label(identity: dict[str, Any]) -> str:
@@ -53,22 +71,21 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def plan_table(plan: Plan, show_unchanged: bool = False) -> Table:
-    table = Table(title="plan", show_lines=False)
+def plan_table(plan: Plan, show_unchanged: bool = False, only: list[Step] | None = None) -> Table:
+    table = Table(title="plan" if only is None else "plan: what cannot be done", show_lines=False)
     for column in ("kind", "resource", "action", "details"):
         table.add_column(column, overflow="fold")
-    for step in plan.steps:
+    for step in plan.steps if only is None else only:
         if step.action == "unchanged" and not show_unchanged:
             continue
         details = step.reason or "; ".join(
             f"{f}: {_short(old)} -> {_short(new)}" for f, (old, new) in step.changes.items()
         )
-        style = ACTION_STYLE.get(step.action, "")
         table.add_row(
-            step.resource.kind,
-            _label(step.resource.identity),
-            f"[{style}]{step.action}[/{style}]",
-            details,
+            Text(step.resource.kind),
+            Text(_label(step.resource.identity)),
+            styled(step.action),
+            Text(details),
         )
     return table
 
@@ -94,13 +111,12 @@ def outcome_table(plan: Plan, outcome: Outcome, only_failures: bool = False) -> 
         state = outcome.state.get(step.key, "?")
         if state == "unchanged" or (only_failures and state == "done"):
             continue
-        style = ACTION_STYLE.get(state, "")
         table.add_row(
-            step.resource.kind,
-            _label(step.resource.identity),
-            step.action,
-            f"[{style}]{state}[/{style}]",
-            outcome.error.get(step.key) or outcome.destination_id.get(step.key, ""),
+            Text(step.resource.kind),
+            Text(_label(step.resource.identity)),
+            Text(step.action),
+            styled(state),
+            Text(outcome.error.get(step.key) or outcome.destination_id.get(step.key, "")),
         )
     return table
 
@@ -165,7 +181,7 @@ class StepProgress:
     def __init__(self, plan: Plan, quiet: bool, data_bytes: int = 0) -> None:
         self.quiet = quiet
         self.progress = Progress(
-            TextColumn("{task.description:<28}"),
+            TextColumn("{task.description:<28}", markup=False),  # resource names: not markup
             BarColumn(),
             _ByUnit(DownloadColumn(), MofNCompleteColumn()),
             _ByUnit(TransferSpeedColumn(), None),

@@ -6,7 +6,6 @@ Parsing, live progress, the final table and the JSON report; the decisions are i
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
@@ -22,7 +21,8 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from stackferry.cli import render
-from stackferry.cloud import CallCounter, connect
+from stackferry.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, handles_errors
+from stackferry.cloud.connection import CallCounter, connect
 from stackferry.engine.workdir import write_atomic
 from stackferry.ops.servers import (
     Goal,
@@ -38,8 +38,6 @@ from stackferry.ops.servers import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXIT_FAILED = 1  # as stackferry.cli.main: some server did not make it
-EXIT_INTERRUPTED = 130
 OUTCOME_STYLE = {
     Outcome.CONFIRMED: "green",
     Outcome.REVERTED: "green",
@@ -48,19 +46,6 @@ OUTCOME_STYLE = {
     Outcome.FAILED: "red",
     Outcome.PLANNED: "cyan",
 }
-
-
-def _handles_errors(func: F) -> F:
-    """stackferry.cli.main's handles_errors, looked up when called: main imports this module
-    at its end, so importing main from here at import time would be circular."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from stackferry.cli.main import handles_errors
-
-        return handles_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def move_options(func: F) -> F:
@@ -119,7 +104,7 @@ def hosts() -> None:
 @servers.command("migrate")
 @click.argument("server_refs", metavar="SERVER...", nargs=-1, required=True)
 @move_options
-@_handles_errors
+@handles_errors
 def migrate(
     server_refs: tuple[str, ...],
     cloud: str | None,
@@ -156,7 +141,7 @@ def migrate(
 @click.argument("host")
 @click.option("--project", metavar="PROJECT", help="Only this project's servers (name or ID).")
 @move_options
-@_handles_errors
+@handles_errors
 def drain(
     host: str,
     project: str | None,
@@ -216,10 +201,10 @@ def _run(
     if dry_run:
         results = runner.dry_run(chosen)
         render.console.print(_table(results, "dry run: nothing was changed"))
-        render.console.print(f"{len(results)} server(s) {where}; dry run: nothing was changed")
+        render.say(f"{len(results)} server(s) {where}; dry run: nothing was changed")
         return
     if not chosen:
-        render.console.print(f"nothing to do: no servers {where}")
+        render.say(f"nothing to do: no servers {where}")
     with _LiveServers(chosen, quiet) as live:
         runner.listener = live.update
         results = runner.run(chosen)
@@ -249,15 +234,10 @@ def _run(
     write_atomic(path, json.dumps(document, indent=2, default=str) + "\n")
     counts = ", ".join(f"{n} {o}" for o, n in document["summary"].items()) or "no servers"
     calls = ", ".join(f"{m} {n}" for m, n in document["api_calls_by_method"].items())
-    render.console.print(
-        f"{command}: {counts}; API calls: {calls or 'none'}; report: {path}", highlight=False
-    )
+    render.say(f"{command}: {counts}; API calls: {calls or 'none'}; report: {path}")
     skipped = [r for r in results if r.outcome is Outcome.SKIPPED]
     if skipped and host:
-        render.err_console.print(
-            f"[yellow]warning:[/yellow] {len(skipped)} server(s) skipped remain on {host}",
-            highlight=False,
-        )
+        render.warn(f"{len(skipped)} server(s) skipped remain on {host}")
     if interrupted:
         render.err_console.print(
             "interrupted: migrations already started go on in nova; re-run the same command "
@@ -304,7 +284,7 @@ class _LiveServers:
     def __init__(self, chosen: Sequence[ServerView], quiet: bool) -> None:
         self.progress = Progress(
             SpinnerColumn(finished_text="·"),
-            TextColumn("{task.fields[name]}"),
+            TextColumn("{task.fields[name]}", markup=False),
             TextColumn("[dim]on[/dim] {task.fields[host]}"),
             TextColumn("{task.description}"),
             TimeElapsedColumn(),
@@ -314,7 +294,11 @@ class _LiveServers:
         self.tasks: dict[str, TaskID] = {}
         for view in chosen:
             self.tasks[view.id] = self.progress.add_task(
-                "queued", total=1, start=False, name=view.name or view.id, host=view.host or "?"
+                "queued",
+                total=1,
+                start=False,
+                name=view.name or view.id,
+                host=escape(view.host or "?"),
             )
 
     def __enter__(self) -> _LiveServers:
@@ -335,4 +319,6 @@ class _LiveServers:
             text = f"[{style}]{escape(short)}[/{style}]"
         else:
             text = escape(text)
-        self.progress.update(task, description=text, host=host or "?", completed=1 if final else 0)
+        self.progress.update(
+            task, description=text, host=escape(host or "?"), completed=1 if final else 0
+        )

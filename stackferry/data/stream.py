@@ -19,7 +19,7 @@ from typing import Any
 
 from openstack.connection import Connection
 
-from stackferry.cloud import rest
+from stackferry.cloud.connection import rest
 from stackferry.data.archive import ArchiveWriter
 from stackferry.data.monitor import Meter
 

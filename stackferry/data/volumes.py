@@ -12,8 +12,9 @@ from typing import Any
 from openstack import exceptions
 from openstack.connection import Connection
 
-from stackferry import sdk
-from stackferry.cloud import TransientError, rest, wait_until
+from stackferry.cloud import sdk
+from stackferry.cloud.connection import rest
+from stackferry.cloud.retry import TransientError, wait_until
 from stackferry.data.stream import get_image
 
 GIB = 1024**3

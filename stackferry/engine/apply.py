@@ -1,36 +1,30 @@
-"""Apply: carry out a plan concurrently, in dependency order, retrying transient errors.
+"""Apply: carry out a plan concurrently, in dependency order, through the retry policy.
 
 Resources run as soon as everything they reference exists, on a bounded pool of workers.
 A failure is recorded with the API's message and blocks only what depends on it.
+
+A write whose answer is lost (a 5xx, a dropped connection) may have happened: before trying
+again, the resource is looked for, and what is found is brought in line (``Kind.converge``)
+instead of being made a second time. What a step reports done is never removed by the
+clean-up of temporaries at the end of the run.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
 
-from stackferry.cloud import is_transient
+from stackferry.cloud.connection import api_message
+from stackferry.cloud.retry import OPERATIONS, RetryPolicy
 from stackferry.engine.journal import Journal
+from stackferry.engine.model import Resource
 from stackferry.engine.plan import WRITES, Plan, Step
 from stackferry.engine.registry import Registry
-from stackferry.kinds.base import Context
+from stackferry.kinds.base import Context, Kind
 
 Progress = Callable[[Step, str], None]
-
-
-def api_message(exc: BaseException) -> str:
-    """The cloud's own words, without the SDK's request dump."""
-    details = getattr(exc, "details", None)
-    status = getattr(exc, "status_code", None)
-    text = (
-        str(details or exc).strip().splitlines()[0]
-        if str(details or exc).strip()
-        else type(exc).__name__
-    )
-    return f"HTTP {status}: {text}" if status else f"{type(exc).__name__}: {text}"
+UNSUCCESSFUL = ("failed", "blocked")
 
 
 @dataclass
@@ -44,17 +38,8 @@ class Outcome:
         return any(s in ("failed", "blocked", "conflict") for s in self.state.values())
 
 
-def retrying(call: Callable[[], Any], attempts: int = 5, first_delay: float = 0.5) -> Any:
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except Exception as exc:
-            if attempt == attempts or not is_transient(exc):
-                raise
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+class Vanished(Exception):
+    """The resource a step was to change is no longer in the destination."""
 
 
 class Executor:
@@ -66,21 +51,26 @@ class Executor:
         parallel: int = 8,
         progress: Progress | None = None,
         tenant_kind: str | None = None,
+        policy: RetryPolicy = OPERATIONS,
     ) -> None:
         self.registry, self.ctx, self.journal = registry, ctx, journal
         self.parallel = max(1, parallel)
         self.progress = progress or (lambda step, state: None)
         self.tenant_kind = tenant_kind
+        self.policy = policy
 
     def run(self, plan: Plan) -> Outcome:
+        outcome = Outcome()
         try:
-            return self._run(plan)
+            self._run(plan, outcome)
         finally:
             if self.ctx.temporaries is not None:
+                # What a step reported done stays, whatever else was recorded about it.
+                self.ctx.temporaries.release(set(outcome.destination_id.values()))
                 self.ctx.temporaries.clean()  # also what a killed earlier run left behind
+        return outcome
 
-    def _run(self, plan: Plan) -> Outcome:
-        outcome = Outcome()
+    def _run(self, plan: Plan, outcome: Outcome) -> None:
         pending: dict[str, Step] = {}
         for step in plan.steps:
             if step.action in WRITES:
@@ -105,11 +95,7 @@ class Executor:
                         continue
                     del pending[key]
                     if gate == "blocked":
-                        bad = [
-                            k
-                            for k in step.needs
-                            if outcome.state.get(k) in ("failed", "blocked", "conflict")
-                        ]
+                        bad = [k for k in step.needs if outcome.state.get(k) in UNSUCCESSFUL]
                         self._settle(
                             outcome,
                             step,
@@ -138,7 +124,6 @@ class Executor:
                         self._settle(outcome, step, "failed", None, api_message(exc))
                     else:
                         self._settle(outcome, step, "done", destination_id, None)
-        return outcome
 
     def _gate(
         self,
@@ -147,52 +132,42 @@ class Executor:
         pending: dict[str, Step],
         running: dict[Future[str], Step],
     ) -> str:
+        """A resource in conflict exists (only its fields differ): what needs it can go."""
         in_flight = {s.key for s in running.values()}
         for key in step.needs:
             state = outcome.state.get(key)
-            if state in ("failed", "blocked", "conflict"):
+            if state in UNSUCCESSFUL or (state == "conflict" and key not in outcome.destination_id):
                 return "blocked"
             if key in pending or key in in_flight:
                 return "wait"
         return "go"
 
     def _perform(self, step: Step) -> str:
+        """One step, tried again while it fails in a transient way; before each new try the
+        destination is looked at again, so a write that happened is not repeated."""
         kind = self.registry[step.resource.kind]
-        if step.action == "delete":
-            assert step.current is not None
-            retrying(lambda: kind.delete(self.ctx, step.current))  # type: ignore[arg-type]
-            return str(step.current.id)
-        if step.action == "update":
-            assert step.current is not None
-            retrying(
-                lambda: kind.update(
-                    self.ctx,
-                    step.resource,
-                    step.current,  # type: ignore[arg-type]
-                    set(step.changes),
-                )
-            )
-            # An update may replace the resource (e.g. an image whose upload was cut short).
-            return str(self.ctx.ids.id(kind.name, step.resource.identity) or step.current.id)
-
-        def create() -> str:
+        attempts = self.policy.tracker(f"{step.action} {kind.name} {step.resource.label}")
+        current, made_here = step.current, False
+        while True:
             try:
-                return kind.create(self.ctx, step.resource)
+                if step.action == "delete":
+                    if current is not None:
+                        kind.delete(self.ctx, current)
+                    return str(step.resource.id)
+                if current is None:
+                    if step.action == "update":
+                        raise Vanished(
+                            f"{kind.name} {step.resource.label} was removed from the "
+                            "destination during the run; re-run to create it again"
+                        )
+                    made_here = True
+                    new_id = kind.create(self.ctx, step.resource)
+                else:
+                    new_id = kind.converge(self.ctx, step.resource, current, made_here)
+                break
             except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                # The create may have happened before the error: look before trying again.
-                found = next((r for r in kind.read(self.ctx) if r.key == step.key), None)
-                if found is None or not found.id:
-                    raise
-                # Made, but perhaps not finished (a create can be several calls): converge.
-                changed = kind.changed_fields(step.resource.params, found.params)
-                if changed:
-                    kind.update(self.ctx, step.resource, found, changed)
-                # The update may have replaced it (an image whose upload was cut short).
-                return self.ctx.ids.id(kind.name, step.resource.identity) or found.id
-
-        new_id = retrying(create)
+                attempts.failed(exc)  # sleeps before the next try, or raises
+                current = self._look(kind, step.resource)
         self.ctx.ids.add(kind.name, new_id, step.resource.identity)
         if kind.name == self.tenant_kind and step.resource.identity == {
             "name": self.ctx.tenant.name,
@@ -200,6 +175,15 @@ class Executor:
         }:
             self.ctx.tenant.id = new_id
         return str(new_id)
+
+    def _look(self, kind: Kind, resource: Resource) -> Resource | None:
+        """What the destination has under this identity now."""
+        found = next((r for r in kind.read(self.ctx) if r.key == resource.key), None)
+        if found is None:
+            found = next(
+                (r for r in kind.find(self.ctx, [resource]) if r.key == resource.key), None
+            )
+        return found if found is not None and found.id else None
 
     def _settle(
         self,

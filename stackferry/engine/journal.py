@@ -4,15 +4,28 @@ A step is recorded as ``running`` before its first write call and as ``done`` (w
 destination ID) or ``failed`` (with the API's message) after. SQLite commits survive kill -9,
 so a re-run knows what was in flight. The destination itself stays the source of truth: a
 re-run re-plans against it, so a lost journal costs a report, never a duplicate.
+
+The journal also says what is stackferry's in the destination where the resource itself
+cannot (keystone, nova and cinder have no tags): every identity whose create a run started,
+and every one the operator adopted. A lost journal makes those conflicts to adopt again,
+never something changed without being asked.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from stackferry.errors import WorkdirError
+
+OWNED_QUERY = """
+SELECT key FROM steps WHERE action = 'create' AND state IN ('running', 'done', 'failed')
+UNION SELECT key FROM adopted
+"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -28,6 +41,10 @@ CREATE TABLE IF NOT EXISTS temporaries (
     undo TEXT NOT NULL,
     recorded_at TEXT NOT NULL,
     removed_at TEXT
+);
+CREATE TABLE IF NOT EXISTS adopted (
+    key TEXT PRIMARY KEY,
+    adopted_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -63,15 +80,52 @@ class StepRecord:
 
 class Journal:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        existed = path.exists()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        if not existed:
-            path.chmod(0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            existed = path.exists()
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            if not existed:
+                path.chmod(0o600)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise WorkdirError(
+                f"the journal {path} cannot be written ({exc}): apply records every step "
+                "there before making it; give a --workdir on a writable file system"
+            ) from None
         self._lock = threading.Lock()
         self.run_id: int | None = None
+
+    @staticmethod
+    def owned_at(path: Path) -> set[str]:
+        """The identities a journal says are stackferry's (made or adopted), read without
+        creating or changing anything: for ``plan``, which writes nothing."""
+        if not path.exists():
+            return set()
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            try:
+                tables = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master")}
+                if "steps" not in tables:
+                    return set()
+                query = OWNED_QUERY if "adopted" in tables else OWNED_QUERY.split("UNION")[0]
+                return {str(row[0]) for row in db.execute(query)}
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise WorkdirError(f"the journal {path} cannot be read: {exc}") from None
+
+    def owned(self) -> set[str]:
+        with self._lock:
+            return {str(row[0]) for row in self._db.execute(OWNED_QUERY)}
+
+    def adopt(self, keys: Iterable[str]) -> None:
+        """The operator said these destination resources are to be managed as stackferry's."""
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO adopted (key, adopted_at) VALUES (?, ?)",
+                [(key, _now()) for key in keys],
+            )
 
     def start_run(self, command: str) -> int:
         with self._lock:

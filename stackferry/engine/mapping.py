@@ -7,6 +7,8 @@
     availability_zones: {old: new}
     volume_types: {old: new}
     flavors: {old: new}
+    adopt: [KIND, KIND:NAME-PATTERN, ...]     # like --adopt: destination resources that
+                                              # stackferry did not make, to manage anyway
 
 Kinds say which of their names a category renames (``mapping_category`` for a kind's own
 name, ``mapped_values`` for plain params); identities' ``project`` and ``domain`` fields are
@@ -22,9 +24,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from stackferry.engine.errors import WorkdirError
 from stackferry.engine.model import Resource
 from stackferry.engine.registry import Registry
+from stackferry.errors import WorkdirError
 from stackferry.kinds.base import Tenant, get_ref, iter_ref_values, set_ref
 
 CATEGORIES = (
@@ -39,23 +41,27 @@ CATEGORIES = (
 MAPPING_SCHEMA = {
     "type": "object",
     "properties": {
-        c: {"type": "object", "additionalProperties": {"type": "string"}} for c in CATEGORIES
+        **{c: {"type": "object", "additionalProperties": {"type": "string"}} for c in CATEGORIES},
+        "adopt": {"type": "array", "items": {"type": "string", "minLength": 1}},
     },
     "additionalProperties": False,
 }
 
 
 class Mapping:
-    def __init__(self, tables: dict[str, dict[str, str]] | None = None) -> None:
-        self.tables = {c: dict((tables or {}).get(c, {})) for c in CATEGORIES}
+    def __init__(self, tables: dict[str, Any] | None = None) -> None:
+        self.tables: dict[str, dict[str, str]] = {
+            c: dict((tables or {}).get(c, {})) for c in CATEGORIES
+        }
+        self.adopt: list[str] = list((tables or {}).get("adopt", []))
 
     @classmethod
     def load(cls, path: Path | None) -> Mapping:
         if path is None:
             return cls()
         try:
-            document = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise WorkdirError(f"mapping file {path}: {exc}") from None
         errors = list(jsonschema.Draft202012Validator(MAPPING_SCHEMA).iter_errors(document))
         if errors:

@@ -1,24 +1,36 @@
 """Plan: compare the desired resources with the destination, one list call per kind.
 
 Each resource gets one action: ``create``, ``update`` (with the changed fields), ``unchanged``,
-``conflict`` (a field that cannot change in place differs) or ``blocked`` (something it
-references is neither in the workdir nor in the destination). Kinds that declare
-``prune_within`` also get ``delete`` for destination resources that the workdir lacks, but
-only inside a parent the workdir has (e.g. a rule the destination added to a group that is
-being migrated); nothing else is ever deleted.
+``conflict`` or ``blocked``:
+
+- ``conflict``: it exists in the destination and cannot be brought in line - a field that
+  cannot change in place differs, or stackferry did not make it (nothing says so: no marker on
+  it, no create of it in the journal) and the operator has not adopted it. What stackferry did
+  not make is never changed nor pruned without being asked.
+- ``blocked``: something it needs is missing - a reference that is neither in the workdir nor
+  in the destination, a name the mapping points at that the destination lacks, or a value the
+  destination would refuse (``Kind.check``) - or it is part of a resource in conflict.
+
+Kinds that declare ``prune_within`` are parts of their parent (rules of a security group):
+destination-only parts of a migrated parent get ``delete``, but only when the parent is
+stackferry's; nothing else is ever deleted.
 """
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stackferry.engine.model import Resource, identity_key
 from stackferry.engine.registry import Registry
-from stackferry.kinds.base import Context, Kind, get_ref, iter_ref_values
+from stackferry.errors import StackferryError
+from stackferry.kinds.base import Context, Kind, Ownership, get_ref, iter_ref_values
 
 ACTIONS = ("create", "update", "delete", "unchanged", "conflict", "blocked")
 WRITES = ("create", "update", "delete")
+PROBLEMS = ("conflict", "blocked")
 
 
 @dataclass
@@ -59,6 +71,65 @@ class Plan:
     def writes_needed(self) -> bool:
         return any(s.action in WRITES for s in self.steps)
 
+    @property
+    def problems(self) -> list[Step]:
+        return [s for s in self.steps if s.action in PROBLEMS]
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """The operator's ``--adopt KIND`` or ``--adopt KIND:NAME-PATTERN`` (a shell pattern on the
+    name the plan shows): destination resources to manage as if stackferry had made them."""
+
+    selectors: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, registry: Registry, texts: Iterable[str]) -> Adoption:
+        selectors = []
+        for text in texts:
+            name, _, pattern = text.partition(":")
+            kind = registry[name] if name in registry else registry.by_plural(name)
+            if kind is None:
+                raise StackferryError(
+                    f"--adopt {text}: unknown kind {name!r}; known: {', '.join(registry.names)}"
+                )
+            selectors.append((kind.name, pattern or "*"))
+        return cls(tuple(selectors))
+
+    def __call__(self, resource: Resource) -> bool:
+        return any(
+            kind == resource.kind and fnmatch.fnmatchcase(resource.label, pattern)
+            for kind, pattern in self.selectors
+        )
+
+
+@dataclass
+class Owners:
+    """Who made what in the destination: what each resource says of itself (our marker), the
+    journal (identities whose create a run started, or that were adopted), and ``--adopt``."""
+
+    journal: set[str] = field(default_factory=set)
+    adopt: Adoption = field(default_factory=Adoption)
+    tenant_key: str | None = None
+    tenant_is_new: bool = False
+
+    def owns(self, kind: Kind, current: Resource) -> bool:
+        if current.key in self.journal or self.adopt(current):
+            return True
+        said = kind.ownership(current)
+        if said is Ownership.MARKED:
+            return True
+        if said is Ownership.WITH_TENANT:
+            return self.tenant_is_new or (
+                self.tenant_key is not None and self.tenant_key in self.journal
+            )
+        return False
+
+    def adopted(self, steps: Sequence[Step]) -> list[str]:
+        """Keys of existing resources in the plan that the operator adopts: to be recorded, so
+        that a later run knows them as stackferry's without being told again."""
+        return [s.key for s in steps if s.current is not None and self.adopt(s.current)]
+
 
 def references(kind: Kind, resource: Resource) -> list[str]:
     keys = []
@@ -71,82 +142,29 @@ def references(kind: Kind, resource: Resource) -> list[str]:
 
 
 def read_destination(
-    registry: Registry, kinds: list[Kind], ctx: Context
+    registry: Registry,
+    kinds: list[Kind],
+    ctx: Context,
+    desired: dict[str, list[Resource]] | None = None,
 ) -> dict[str, dict[str, Resource]]:
-    """Read every kind the plan needs from the destination, in dependency order."""
+    """Read every kind the plan needs from the destination, in dependency order; and, for
+    desired resources the tenant-wide read does not see, whatever exists under their
+    identity elsewhere (``Kind.find``)."""
     current: dict[str, dict[str, Resource]] = {}
     for kind in kinds:
         if kind.in_project and ctx.tenant.id is None:
             current[kind.name] = {}  # the tenant does not exist yet: nothing of it can
             continue
-        current[kind.name] = {r.key: r for r in kind.read(ctx)}
+        found = {r.key: r for r in kind.read(ctx)}
+        unseen = [r for r in (desired or {}).get(kind.name, []) if r.key not in found]
+        if unseen:
+            found.update((r.key, r) for r in kind.find(ctx, unseen))
+        current[kind.name] = found
         if getattr(kind, "defines_tenant", False):
             ctx.tenant.id = ctx.ids.id(
                 kind.name, {"name": ctx.tenant.name, "domain": ctx.tenant.domain}
             )
     return current
-
-
-def make_plan(
-    registry: Registry,
-    chosen: list[Kind],
-    desired: dict[str, list[Resource]],
-    current: dict[str, dict[str, Resource]],
-    tenant_key: str | None,
-) -> Plan:
-    known = {key for by_key in current.values() for key in by_key}
-    planned = {r.key for k in chosen for r in desired.get(k.name, [])}
-    # Kinds that set the tenant's limits go first: nothing inside it may hit a default quota.
-    gates = [
-        r.key for k in chosen if getattr(k, "gates_tenant", False) for r in desired.get(k.name, [])
-    ]
-    steps: list[Step] = []
-    for kind in chosen:
-        if getattr(kind, "lookup_only", False):
-            continue
-        for resource in desired.get(kind.name, []):
-            needs = references(kind, resource) + kind.extra_needs(resource)
-            needs += [k for k in kind.soft_needs(resource) if k in planned]
-            if kind.in_project and tenant_key and tenant_key != resource.key:
-                needs.append(tenant_key)
-            if kind.in_project and not getattr(kind, "gates_tenant", False):
-                needs.extend(gates)
-            missing = [k for k in needs if k not in known and k not in planned]
-            existing = current.get(kind.name, {}).get(resource.key)
-            step = Step(resource, "create", existing, needs=needs)
-            if missing:
-                step.action = "blocked"
-                step.reason = (
-                    "needs "
-                    + ", ".join(missing)
-                    + ", which is neither in the workdir nor in the destination"
-                )
-            elif existing is not None and resource.facts.get("mapped_from") is not None:
-                step.action = "unchanged"
-                step.reason = (
-                    f"mapped from {resource.facts['mapped_from']!r} onto an existing "
-                    "resource, which is used as it is"
-                )
-            elif existing is not None:
-                changed = kind.changed_fields(resource.params, existing.params)
-                step.changes = {
-                    f: (existing.params.get(f), resource.params.get(f)) for f in sorted(changed)
-                }
-                frozen = kind.conflicting(changed, existing)
-                if frozen:
-                    step.action = "conflict"
-                    step.reason = (
-                        f"{', '.join(sorted(frozen))} differ(s) and cannot be changed "
-                        "in place; change the workdir or the destination by hand"
-                    )
-                else:
-                    step.action = "update" if changed else "unchanged"
-            steps.append(step)
-        steps.extend(
-            prune_steps(kind, desired.get(kind.name, []), current.get(kind.name, {}), planned)
-        )
-    tenant_exists = tenant_key is not None and tenant_key in known
-    return Plan(steps, tenant_exists)
 
 
 def parent_key(kind: Kind, resource: Resource) -> str | None:
@@ -162,20 +180,176 @@ def parent_key(kind: Kind, resource: Resource) -> str | None:
     return None
 
 
-def prune_steps(
-    kind: Kind, desired: list[Resource], current: dict[str, Resource], planned: set[str]
-) -> list[Step]:
-    if not getattr(kind, "prune_within", None):
-        return []
-    wanted = {r.key for r in desired}
-    return [
-        Step(
-            extra,
-            "delete",
-            extra,
-            reason="in the destination only, inside "
-            f"{parent_key(kind, extra)}, which is being migrated",
-        )
-        for key, extra in current.items()
-        if key not in wanted and parent_key(kind, extra) in planned
+def _adopt_hint(resource: Resource) -> str:
+    return f"--adopt {resource.kind}:{resource.label!r}"
+
+
+def make_plan(
+    registry: Registry,
+    chosen: list[Kind],
+    desired: dict[str, list[Resource]],
+    current: dict[str, dict[str, Resource]],
+    tenant_key: str | None,
+    owners: Owners | None = None,
+) -> Plan:
+    owners = owners or Owners(tenant_key=tenant_key)
+    known = {key for by_key in current.values() for key in by_key}
+    planned = {r.key for k in chosen for r in desired.get(k.name, [])}
+    # Kinds that set the tenant's limits go first: nothing inside it may hit a default quota.
+    gates = [
+        r.key for k in chosen if getattr(k, "gates_tenant", False) for r in desired.get(k.name, [])
     ]
+    steps: list[Step] = []
+    by_key: dict[str, Step] = {}
+    for kind in chosen:
+        if getattr(kind, "lookup_only", False):
+            continue
+        for resource in desired.get(kind.name, []):
+            needs = references(kind, resource) + kind.extra_needs(resource)
+            needs += [k for k in kind.soft_needs(resource) if k in planned]
+            if kind.in_project and tenant_key and tenant_key != resource.key:
+                needs.append(tenant_key)
+            if kind.in_project and not getattr(kind, "gates_tenant", False):
+                needs.extend(gates)
+            existing = current.get(kind.name, {}).get(resource.key)
+            step = _step(kind, resource, existing, needs, known, planned, owners)
+            steps.append(step)
+        _parts(registry, kind, steps, by_key, current.get(kind.name, {}), planned, owners)
+        by_key.update((s.key, s) for s in steps)
+    propagate_blocks(steps)
+    tenant_exists = tenant_key is not None and tenant_key in known
+    return Plan(steps, tenant_exists)
+
+
+def _step(
+    kind: Kind,
+    resource: Resource,
+    existing: Resource | None,
+    needs: list[str],
+    known: set[str],
+    planned: set[str],
+    owners: Owners,
+) -> Step:
+    step = Step(resource, "create", existing, needs=needs)
+    missing = [k for k in needs if k not in known and k not in planned]
+    mapped_from = resource.facts.get("mapped_from")
+    if missing:
+        step.action = "blocked"
+        step.reason = (
+            "needs " + ", ".join(missing) + ", which is neither in the workdir nor in the "
+            "destination"
+        )
+    elif mapped_from is not None:
+        step.action = "unchanged" if existing is not None else "blocked"
+        step.reason = (
+            f"mapped from {mapped_from!r} onto an existing resource, which is used as it is"
+            if existing is not None
+            else f"the mapping renames {mapped_from!r} to {resource.label!r}, which does not "
+            "exist in the destination: create it there, or correct the mapping"
+        )
+    elif existing is not None:
+        changed = kind.changed_fields(resource.params, existing.params)
+        step.changes = {
+            f: (existing.params.get(f), resource.params.get(f)) for f in sorted(changed)
+        }
+        frozen = kind.conflicting(changed, existing)
+        if frozen:
+            step.action = "conflict"
+            step.reason = (
+                f"{', '.join(sorted(frozen))} differ(s) and cannot be changed in place; change "
+                "the workdir or the destination by hand"
+            )
+        elif changed and not owners.owns(kind, existing):
+            step.action = "conflict"
+            step.reason = (
+                "exists in the destination and stackferry did not make it, so it is left as it "
+                f"is; to bring it to the source's state, adopt it: {_adopt_hint(resource)}"
+            )
+        else:
+            step.action = "update" if changed else "unchanged"
+    return step
+
+
+def _parts(
+    registry: Registry,
+    kind: Kind,
+    steps: list[Step],
+    by_key: dict[str, Step],
+    current: dict[str, Resource],
+    planned: set[str],
+    owners: Owners,
+) -> None:
+    """Parts of a parent (``prune_within``) follow it: inside a parent that is stackferry's,
+    the destination's extra parts are deleted; inside one that is not, nothing is created or
+    deleted, and the parent is a conflict when its parts differ."""
+    path = getattr(kind, "prune_within", None)
+    if not path:
+        return
+    parent_kind = registry[next(r.kind for r in kind.refs if r.path == path)]
+
+    def parent_of(resource: Resource) -> tuple[str | None, Step | None]:
+        key = parent_key(kind, resource)
+        return key, by_key.get(key) if key else None
+
+    def foreign(parent: Step | None) -> bool:
+        return (
+            parent is not None
+            and parent.current is not None
+            and not owners.owns(parent_kind, parent.current)
+        )
+
+    differing: dict[str, list[str]] = {}
+    for step in steps:
+        if step.resource.kind != kind.name or step.action != "create":
+            continue
+        key, parent = parent_of(step.resource)
+        if key and foreign(parent):
+            step.action = "blocked"
+            step.reason = f"part of {key}, which stackferry did not make (see its conflict)"
+            differing.setdefault(key, []).append("missing")
+    wanted = {s.key for s in steps if s.resource.kind == kind.name}
+    for extra_key, extra in current.items():
+        if extra_key in wanted:
+            continue
+        key, parent = parent_of(extra)
+        if key not in planned:
+            continue  # inside a parent that is not migrated: none of our business
+        if foreign(parent):
+            differing.setdefault(str(key), []).append("extra")
+            continue
+        steps.append(
+            Step(
+                extra,
+                "delete",
+                extra,
+                reason=f"in the destination only, inside {key}, which is being migrated",
+            )
+        )
+    for key, what in differing.items():
+        parent = by_key[key]
+        if parent.action == "conflict":
+            continue
+        parent.action = "conflict"
+        parent.reason = (
+            f"exists in the destination and stackferry did not make it, and its {kind.plural} "
+            f"differ ({what.count('missing')} to add, {what.count('extra')} the source lacks), "
+            f"so it is left as it is; to bring it to the source's state, adopt it: "
+            f"{_adopt_hint(parent.resource)}"
+        )
+
+
+def propagate_blocks(steps: list[Step]) -> None:
+    """What needs a blocked resource is blocked too, so the plan shows all it cannot do."""
+    blocked = {s.key for s in steps if s.action == "blocked"}
+    grew = True
+    while grew:
+        grew = False
+        for step in steps:
+            if step.action not in ("create", "update"):
+                continue
+            bad = [k for k in step.needs if k in blocked]
+            if bad:
+                step.action = "blocked"
+                step.reason = "needs " + ", ".join(bad) + ", which is blocked"
+                blocked.add(step.key)
+                grew = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from stackferry.engine.errors import StackferryError
+from stackferry.errors import StackferryError
 from stackferry.kinds.base import Kind
 
 
@@ -59,6 +59,12 @@ class Registry:
 
         def norm(names: Sequence[str]) -> set[str]:
             return {n if n in self._kinds else self.by_plural(n).name for n in names}  # type: ignore[union-attr]
+
+        both = sorted(norm(only) & norm(skip))
+        if both:
+            raise StackferryError(
+                f"{', '.join(both)} given to both --only and --skip: say which one you mean"
+            )
 
         chosen = norm(only) if only else set(self._kinds)
         if only:

@@ -10,16 +10,26 @@ from typing import Any
 
 from openstack.connection import Connection
 
-from stackferry.cloud import is_admin
+from stackferry.cloud.connection import is_admin
 from stackferry.engine.apply import Executor, Outcome, Progress
-from stackferry.engine.errors import StackferryError
 from stackferry.engine.journal import Journal
 from stackferry.engine.mapping import Mapping
 from stackferry.engine.model import Resource, identity_key
-from stackferry.engine.plan import Plan, Step, make_plan, parent_key, read_destination
+from stackferry.engine.plan import (
+    PROBLEMS,
+    Adoption,
+    Owners,
+    Plan,
+    Step,
+    make_plan,
+    parent_key,
+    propagate_blocks,
+    read_destination,
+)
 from stackferry.engine.registry import Registry
 from stackferry.engine.temporaries import Temporaries
 from stackferry.engine.workdir import Workdir, write_atomic
+from stackferry.errors import StackferryError, WorkdirError
 from stackferry.kinds.base import Context, DataPlane, Kind, Tenant
 
 
@@ -105,10 +115,16 @@ class Planned:
     ctx: Context
     tenant: Tenant
     chosen: list[Kind]
+    owners: Owners = field(default_factory=Owners)
 
 
 def plan(
-    registry: Registry, wd: Workdir, conn: Connection, kinds: list[Kind], mapping: Mapping
+    registry: Registry,
+    wd: Workdir,
+    conn: Connection,
+    kinds: list[Kind],
+    mapping: Mapping,
+    adopt: Adoption | None = None,
 ) -> Planned:
     assert wd.tenant is not None
     tenant = mapping.tenant(wd.tenant)
@@ -122,14 +138,34 @@ def plan(
         },
     )
     ctx = Context(conn, Tenant(tenant.name, tenant.domain), is_admin=is_admin(conn))
-    current = read_destination(registry, _reading_set(registry, chosen), ctx)
+    current = read_destination(registry, _reading_set(registry, chosen), ctx, desired)
     tenant_kind = _tenant_kind(registry)
     tenant_key = (
         identity_key(tenant_kind.name, {"name": tenant.name, "domain": tenant.domain})
         if tenant_kind
         else None
     )
-    return Planned(make_plan(registry, chosen, desired, current, tenant_key), ctx, tenant, chosen)
+    owners = Owners(
+        Journal.owned_at(wd.journal_path),
+        adopt or Adoption(),
+        tenant_key,
+        tenant_is_new=ctx.tenant.id is None,
+    )
+    the_plan = make_plan(registry, chosen, desired, current, tenant_key, owners)
+    check(registry, the_plan, ctx)
+    return Planned(the_plan, ctx, tenant, chosen, owners)
+
+
+def check(registry: Registry, the_plan: Plan, ctx: Context) -> None:
+    """What the destination would refuse, found before anything is written: blocked."""
+    for step in the_plan.steps:
+        if step.action not in ("create", "update"):
+            continue
+        problems = registry[step.resource.kind].check(ctx, step.resource)
+        if problems:
+            step.action = "blocked"
+            step.reason = "; ".join(problems)
+    propagate_blocks(the_plan.steps)
 
 
 def moves_data(registry: Registry, step: Step) -> bool:
@@ -139,6 +175,26 @@ def moves_data(registry: Registry, step: Step) -> bool:
     return step.action == "create" or (step.action == "update" and "data" in step.changes)
 
 
+class PlanRefused(StackferryError):
+    """The plan has resources in conflict or blocked, and the operator did not say --partial."""
+
+
+def refuse_problems(the_plan: Plan, partial: bool) -> None:
+    problems = the_plan.problems
+    if not problems or partial:
+        return
+    counts = ", ".join(
+        f"{sum(1 for s in problems if s.action == a)} {a}"
+        for a in PROBLEMS
+        if any(s.action == a for s in problems)
+    )
+    raise PlanRefused(
+        f"the plan has {counts} (listed above with the reason for each); nothing was changed. "
+        "Fix them (the workdir, the mapping, the destination, or --adopt what stackferry did "
+        "not make), or give --partial to apply the rest and report these"
+    )
+
+
 def apply(
     registry: Registry,
     planned: Planned,
@@ -146,9 +202,12 @@ def apply(
     parallel: int,
     progress: Progress | None = None,
     data: DataPlane | None = None,
+    partial: bool = False,
 ) -> Outcome:
+    refuse_problems(planned.plan, partial)
     if data is not None:
         planned.ctx.data = data
+    journal.adopt(planned.owners.adopted(planned.plan.steps))
     movers = [s for s in planned.plan.steps if moves_data(registry, s)]
     if movers and planned.ctx.data.source is None:
         raise StackferryError(
@@ -252,8 +311,13 @@ def verify(
 
 
 def write_report(wd: Workdir, name: str, document: dict[str, Any], text: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = wd.reports / f"{name}-{stamp}"
-    write_atomic(base.with_suffix(".json"), json.dumps(document, indent=2, default=str))
-    write_atomic(base.with_suffix(".txt"), text)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    try:
+        base = wd.reports / f"{name}-{stamp}"
+        write_atomic(base.with_suffix(".json"), json.dumps(document, indent=2, default=str))
+        write_atomic(base.with_suffix(".txt"), text)
+    except OSError as exc:
+        raise WorkdirError(
+            f"cannot write the {name} report into {wd.root}/reports: {exc}"
+        ) from None
     return base.with_suffix(".json")

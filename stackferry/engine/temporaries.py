@@ -18,8 +18,9 @@ from typing import Any
 from openstack import exceptions
 from openstack.connection import Connection
 
-from stackferry import sdk
-from stackferry.cloud import rest, wait_until
+from stackferry.cloud import sdk
+from stackferry.cloud.connection import rest
+from stackferry.cloud.retry import OPERATIONS, wait_until
 from stackferry.engine.journal import Journal
 
 Undo = Callable[[Connection, dict[str, Any]], None]
@@ -109,6 +110,14 @@ class Temporaries:
         """The temporary thing became a permanent one (e.g. a volume got its real name)."""
         self.journal.temporary_removed(key)
 
+    def release(self, ids: set[str]) -> None:
+        """Keep whatever is recorded under one of these IDs: they are what steps reported
+        done, which the end of the run must never remove (e.g. an image whose create was
+        retried after its upload's answer was lost, and found complete)."""
+        for key, _, spec_text in self.journal.temporaries_pending():
+            if json.loads(spec_text).get("id") in ids:
+                self.keep(key)
+
     def undo(self, key: str) -> None:
         """Undo one temporary now (it has served its purpose). If that fails it stays
         recorded, for ``clean`` at the end of the run: the work it served is not undone."""
@@ -138,5 +147,5 @@ class Temporaries:
         if conn is None:
             raise LookupError(f"needs a connection to the {spec.get('cloud')} cloud")
         with contextlib.suppress(exceptions.NotFoundException):  # gone already: fine
-            UNDO[spec["type"]](conn, spec)
+            OPERATIONS.run(lambda: UNDO[spec["type"]](conn, spec), f"removing {key}")
         self.journal.temporary_removed(key)

@@ -26,9 +26,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from stackferry.engine.errors import WorkdirError
+from stackferry.engine.formats import CHECKER
 from stackferry.engine.model import Resource
 from stackferry.engine.registry import Registry
+from stackferry.errors import WorkdirError
 from stackferry.kinds.base import Kind, Tenant
 
 FORMAT = 1
@@ -60,7 +61,8 @@ def kind_file_schema(kind: Kind) -> dict[str, Any]:
         "type": "object",
         "required": list(kind.identity_fields),
         "properties": {
-            f: {"type": ["string", "object", "integer", "null"]} for f in kind.identity_fields
+            f: kind.identity_schema.get(f, {"type": ["string", "object", "integer", "null"]})
+            for f in kind.identity_fields
         },
         "additionalProperties": False,
     }
@@ -129,11 +131,21 @@ def _dump(document: dict[str, Any]) -> str:
     )
 
 
+def ensure_folder(root: Path, create: bool = True) -> None:
+    """A workdir is a folder: a file in its place is named, not met as NotADirectoryError."""
+    if root.exists() and not root.is_dir():
+        raise WorkdirError(f"--workdir {root} is a file, not a folder: give a folder's path")
+    if not create and not root.exists():
+        raise WorkdirError(f"--workdir {root} does not exist (run `stackferry export` first?)")
+
+
 @dataclass
 class Workdir:
     root: Path
     tenant: Tenant | None = None
     resources: dict[str, list[Resource]] = field(default_factory=dict)
+    # Files in resources/ that are no kind's of this workdir: ignored, and said so.
+    unknown_files: list[str] = field(default_factory=list)
 
     @property
     def manifest_path(self) -> Path:
@@ -156,6 +168,30 @@ class Workdir:
         self, registry: Registry, tenant: Tenant, exported_from: str, kinds: list[Kind]
     ) -> None:
         """Write every kind file first and the manifest last: a workdir with a manifest is whole."""
+        try:
+            self._save(tenant, exported_from, kinds)
+        except OSError as exc:
+            raise WorkdirError(
+                f"cannot write the workdir {self.root}: {exc.strerror or exc}"
+                + (f" ({exc.filename})" if exc.filename else "")
+            ) from None
+
+    def check_writable(self) -> None:
+        """Refuse before anything is done in a cloud if the journal and reports cannot be
+        written: apply records each step before making it."""
+        ensure_folder(self.root)
+        probe = self.root / f".stackferry-probe-{os.getpid()}"
+        try:
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise WorkdirError(
+                f"the workdir {self.root} cannot be written ({exc.strerror}): apply records "
+                "every step there before making it; give a --workdir on a writable file system"
+            ) from None
+
+    def _save(self, tenant: Tenant, exported_from: str, kinds: list[Kind]) -> None:
+        ensure_folder(self.root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         for kind in kinds:
             if getattr(kind, "lookup_only", False):
@@ -181,6 +217,7 @@ class Workdir:
     @classmethod
     def load(cls, root: Path, registry: Registry) -> Workdir:
         """Read and validate everything; every problem is reported with file, resource, field."""
+        ensure_folder(root, create=False)
         manifest = _load_document(root / "stackferry.yaml", MANIFEST_SCHEMA)
         workdir = cls(root, Tenant(manifest["tenant"]["name"], manifest["tenant"]["domain"]))
         problems: list[str] = []
@@ -211,14 +248,28 @@ class Workdir:
             workdir.resources[kind.name] = resources
         if problems:
             raise WorkdirError("invalid workdir:\n  " + "\n  ".join(problems))
+        known = {workdir.kind_path(registry[n]).name for n in manifest.get("kinds", [])}
+        folder = root / "resources"
+        workdir.unknown_files = sorted(
+            str(p) for p in (folder.iterdir() if folder.is_dir() else []) if p.name not in known
+        )
         return workdir
 
 
 def _load_document(path: Path, schema: dict[str, Any]) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise WorkdirError(f"{path}: missing (run `stackferry export` first?)") from None
+    except NotADirectoryError:
+        raise WorkdirError(f"{path}: a folder on the way is a file, not a workdir") from None
+    except UnicodeDecodeError as exc:
+        raise WorkdirError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "workdir files are YAML in UTF-8: restore the file or export again"
+        ) from None
+    except OSError as exc:
+        raise WorkdirError(f"{path}: cannot be read: {exc.strerror}") from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -235,7 +286,7 @@ def _load_document(path: Path, schema: dict[str, Any]) -> dict[str, Any]:
         document = UPGRADES[version](document)
         version = document["format"] = version + 1
     errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(document),
+        jsonschema.Draft202012Validator(schema, format_checker=CHECKER).iter_errors(document),
         key=lambda e: list(e.absolute_path),
     )
     if errors:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from openstack.connection import Connection
 
-from stackferry import sdk
+from stackferry.cloud import sdk
+from stackferry.cloud.connection import scoped
 from stackferry.data.monitor import Monitor, SilentMonitor
 from stackferry.engine.model import Params, Resource, identity_key
 
@@ -27,6 +29,14 @@ if TYPE_CHECKING:
 # neutron resources stackferry creates carry this tag, so they are recognised as ours even
 # when the journal is lost; it is never exported and never compared.
 MARKER_TAG = "stackferry"
+
+
+class Ownership(StrEnum):
+    """What a destination resource itself says about who made it."""
+
+    MARKED = "marked"  # it carries stackferry's marker: ours
+    WITH_TENANT = "with-tenant"  # the service made it for the project: ours when the project is
+    UNKNOWN = "unknown"  # nothing on it says: ours only if the journal or the operator says so
 
 
 @dataclass(frozen=True)
@@ -141,7 +151,7 @@ class Context:
         with self._project_lock:
             if pid not in self.project_conns:
                 try:
-                    conn = _scoped(self.conn, pid)
+                    conn = scoped(self.conn, pid)
                 except Exception:
                     if self.temporaries is None or not self.is_admin:
                         raise PermissionError(
@@ -167,7 +177,7 @@ class Context:
             {"project_id": pid, "user_id": user_id, "role_id": role.id},
         )
         idn.assign_project_role_to_user(pid, user_id, role.id)
-        return _scoped(self.conn, pid)
+        return scoped(self.conn, pid)
 
     def ref(self, kind: str, cloud_id: str | None) -> dict[str, Any] | None:
         """The identity for an ID read from this cloud (None stays None)."""
@@ -194,17 +204,13 @@ class Context:
         return self.tenant.id
 
 
-def _scoped(conn: Connection, project_id: str) -> Connection:
-    scoped = conn.connect_as_project({"id": project_id})
-    scoped.authorize()
-    return scoped
-
-
 class Kind:
     name: ClassVar[str]
     plural: ClassVar[str]
     description: ClassVar[str] = ""
     identity_fields: ClassVar[tuple[str, ...]] = ("name",)
+    # JSON Schema of identity fields that need more than "a name or a reference".
+    identity_schema: ClassVar[dict[str, Any]] = {}
     params_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     refs: ClassVar[tuple[RefSpec, ...]] = ()
     # Params that cannot be changed in place: a difference there is a conflict, not an update.
@@ -259,6 +265,38 @@ class Kind:
         """Only for kinds with ``prune_within``: remove a destination-only resource."""
         raise NotImplementedError
 
+    def find(self, ctx: Context, wanted: list[Resource]) -> list[Resource]:
+        """Resources with these identities that ``read`` does not see, because they live
+        outside the tenant's scope (a user who exists but has no role on the tenant yet): the
+        plan must know everything it would otherwise try to create. Default: none."""
+        return []
+
+    def ownership(self, current: Resource) -> Ownership:
+        """What ``current`` (read from the destination) says about who made it. Default: our
+        marker in its facts (``facts["ours"]``, set by ``read``)."""
+        return Ownership.MARKED if current.facts.get("ours") else Ownership.UNKNOWN
+
+    def check(self, ctx: Context, resource: Resource) -> list[str]:
+        """What the destination would refuse, found without writing (a volume type it lacks,
+        a member project that does not exist): each problem blocks the resource in the plan.
+        Default: nothing."""
+        return []
+
+    def converge(self, ctx: Context, resource: Resource, current: Resource, made_here: bool) -> str:
+        """Bring ``current`` to ``resource.params``; returns its ID (which may be new, when the
+        kind replaced it). ``made_here`` says that this step's own create made it and its
+        answer was lost: the rest of the create is to be finished."""
+        changed = self.changed_fields(resource.params, current.params)
+        frozen = self.conflicting(changed, current)
+        if frozen:
+            raise ValueError(
+                f"{', '.join(sorted(frozen))} of {self.name} {resource.label} differ(s) in the "
+                "destination and cannot be changed in place"
+            )
+        if changed:
+            self.update(ctx, resource, current, changed)
+        return ctx.ids.id(self.name, resource.identity) or current.cloud_id
+
     def normalise(self, params: Params) -> Params:
         """Canonical form for comparison (sorted lists, defaults filled); default: as is."""
         return params
@@ -290,6 +328,10 @@ def records(required: dict[str, Any], optional: dict[str, Any] | None = None) ->
             "additionalProperties": False,
         },
     }
+
+
+def has_marker(tags: list[str] | None) -> bool:
+    return MARKER_TAG in (tags or [])
 
 
 def without_marker(tags: list[str] | None) -> list[str]:

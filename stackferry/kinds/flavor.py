@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackferry.engine.formats import NAME
 from stackferry.engine.model import Params, Resource, identity_key
 from stackferry.kinds.base import Context, Kind, RefSpec
-
-SIZES = ("vcpus", "ram", "disk", "ephemeral", "swap", "rxtx_factor", "is_public")
 
 
 class Flavor(Kind):
@@ -24,17 +23,18 @@ class Flavor(Kind):
         "Nova flavors the tenant can use: public ones, and private ones shared with it "
         "(extra specs, and the tenant's access)"
     )
+    identity_schema = {"name": {**NAME, "minLength": 1}}
     params_schema = {
         "type": "object",
         "properties": {
-            "vcpus": {"type": "integer"},
-            "ram": {"type": "integer"},
-            "disk": {"type": "integer"},
-            "ephemeral": {"type": "integer"},
-            "swap": {"type": "integer"},
-            "rxtx_factor": {"type": "number"},
+            "vcpus": {"type": "integer", "minimum": 1},
+            "ram": {"type": "integer", "minimum": 1},
+            "disk": {"type": "integer", "minimum": 0},
+            "ephemeral": {"type": "integer", "minimum": 0},
+            "swap": {"type": "integer", "minimum": 0},
+            "rxtx_factor": {"type": "number", "exclusiveMinimum": 0},
             "is_public": {"type": "boolean"},
-            "description": {"type": "string"},
+            "description": {"type": "string", "maxLength": 65535},
             "extra_specs": {"type": "object", "additionalProperties": {"type": "string"}},
             # The tenant project when it is on the (private) flavor's access list, else empty.
             "access": {"type": "array", "items": {"type": "object"}, "maxItems": 1},
@@ -90,24 +90,20 @@ class Flavor(Kind):
         out["access"] = sorted(params.get("access", []), key=lambda p: identity_key("project", p))
         return out
 
+    def find(self, ctx: Context, wanted: list[Resource]) -> list[Resource]:
+        """Private flavors of these names that the tenant is not on the access list of (yet):
+        they exist, and the plan must not try to make them again."""
+        names = {r.identity["name"] for r in wanted}
+        return [
+            self.resource({"name": f.name}, self._params(f, []), f.id, ctx, disabled=f.is_disabled)
+            for f in ctx.conn.compute.flavors(details=True, is_public=None)
+            if f.name in names and not f.is_public
+        ]
+
     def create(self, ctx: Context, resource: Resource) -> str:
-        """Create the flavor; a private flavor of that name that was not read (the tenant is
-        not on its access list yet) is taken over when its sizes match, refused otherwise."""
         p, compute = resource.params, ctx.conn.compute
-        name = resource.identity["name"]
-        existing = next((f for f in compute.flavors(details=True) if f.name == name), None)
-        if existing is not None:
-            have = self._params(existing, [])
-            differ = sorted(k for k in SIZES if k in p and self.normalise(p)[k] != have[k])
-            if differ:
-                raise ValueError(
-                    f"flavor {name} exists in the destination with different "
-                    f"{', '.join(differ)}; rename it, or map the flavor to another name"
-                )
-            self._converge(ctx, existing.id, p, have, set(p))
-            return str(existing.id)
         flavor = compute.create_flavor(
-            name=name,
+            name=resource.identity["name"],
             vcpus=p["vcpus"],
             ram=p["ram"],
             disk=p.get("disk", 0),

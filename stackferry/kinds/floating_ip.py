@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackferry.engine.formats import DESCRIPTION
 from stackferry.engine.model import Params, Resource
 from stackferry.kinds.base import MARKER_TAG, Context, Kind, RefSpec
 
@@ -35,17 +36,18 @@ class FloatingIP(Kind):
     plural = "floating_ips"
     description = "Floating IPs (new addresses on the destination's external network)"
     identity_fields = ("source_address",)
+    identity_schema = {"source_address": {"type": "string", "format": "ip-address"}}
     params_schema = {
         "type": "object",
         "required": ["network"],
         "properties": {
             "network": {"type": "object"},
             "port": {"type": ["object", "null"]},
-            "fixed_ip_address": {"type": ["string", "null"]},
+            "fixed_ip_address": {"type": ["string", "null"], "format": "ip-address"},
             # The router that carries the FIP's traffic: set by neutron from the port, kept so
             # that the FIP is associated only once that router has its interfaces.
             "router": {"type": ["object", "null"]},
-            "description": {"type": "string"},
+            "description": DESCRIPTION,
             "tags": {"type": "array", "items": {"type": "string"}},
         },
         "additionalProperties": False,
@@ -85,6 +87,7 @@ class FloatingIP(Kind):
                     ctx,
                     floating_ip_address=f.floating_ip_address,
                     status=f.status,
+                    ours=pending or MARKER_TAG in (f.tags or []),
                     **({"pending": True} if pending else {}),
                 )
             )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from stackferry import sdk
+from stackferry.cloud import sdk
+from stackferry.engine.formats import KEYSTONE_NAME
 from stackferry.engine.model import Resource, identity_key
 from stackferry.kinds.base import Context, Kind, RefSpec
 
@@ -13,6 +14,7 @@ class Domain(Kind):
     name = "domain"
     plural = "domains"
     description = "Keystone domain of the tenant (created when mapped to a name that is new)"
+    identity_schema = {"name": KEYSTONE_NAME}
     params_schema = {
         "type": "object",
         "properties": {"description": {"type": "string"}, "enabled": {"type": "boolean"}},
@@ -59,12 +61,18 @@ class Project(Kind):
     plural = "projects"
     description = "The tenant's keystone project (with parent and tags)"
     identity_fields = ("name", "domain")
+    identity_schema = {"name": KEYSTONE_NAME, "domain": KEYSTONE_NAME}
     params_schema = {
         "type": "object",
         "properties": {
             "description": {"type": "string"},
             "enabled": {"type": "boolean"},
-            "tags": {"type": "array", "items": {"type": "string"}},
+            # keystone: at most 80 tags, each 1-255 characters without "/" or ","
+            "tags": {
+                "type": "array",
+                "maxItems": 80,
+                "items": {"type": "string", "pattern": "^[^/,]{1,255}$"},
+            },
             "parent": {"type": ["object", "null"]},
         },
         "additionalProperties": False,

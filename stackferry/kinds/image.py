@@ -15,10 +15,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from stackferry import sdk
-from stackferry.cloud import rest
+from stackferry.cloud import sdk
+from stackferry.cloud.connection import rest
 from stackferry.data.stream import Fingerprint, TransferError, get_image
 from stackferry.data.transfer import transfer
+from stackferry.engine.formats import NAME
 from stackferry.engine.model import Params, Resource
 from stackferry.kinds.base import (
     Context,
@@ -94,6 +95,7 @@ class Image(Kind):
     name = "image"
     plural = "images"
     description = "Glance images owned by the tenant, with their bytes and members"
+    identity_schema = {"name": NAME}
     params_schema = {
         "type": "object",
         "required": ["disk_format", "container_format", "visibility", "data"],
@@ -146,6 +148,16 @@ class Image(Kind):
     mapped_facts = ("checksum",)
     moves_data = True
     needs_admin = True
+
+    def check(self, ctx: Context, resource: Resource) -> list[str]:
+        """Member projects must exist in the destination (under their mapped names)."""
+        problems = []
+        for member in resource.params.get("members", []):
+            try:
+                project_id_of(ctx, member["project"])
+            except LookupError as exc:
+                problems.append(str(exc))
+        return problems
 
     def read(self, ctx: Context) -> list[Resource]:
         out = []
@@ -258,6 +270,15 @@ class Image(Kind):
             disk_format=disk_format,
         )
 
+    def converge(self, ctx: Context, resource: Resource, current: Resource, made_here: bool) -> str:
+        """An image brought in line (its bytes equal the source's, or it was replaced) is the
+        real one: the end of the run must not delete it as a temporary, whichever answer was
+        lost on the way (the upload's, the members', ...)."""
+        image_id = super().converge(ctx, resource, current, made_here)
+        if ctx.temporaries is not None:
+            ctx.temporaries.keep(temporary_key(image_id))
+        return image_id
+
     def update(
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:
@@ -271,10 +292,6 @@ class Image(Kind):
             new_id = self.create(ctx, resource)
             ctx.ids.add(self.name, new_id, resource.identity)
             return
-        if ctx.temporaries is not None:
-            # An image of ours brought into line (e.g. after a transient error late in
-            # create) is the real one now: the end of the run must not delete it.
-            ctx.temporaries.keep(temporary_key(current.cloud_id))
         p, have = resource.params, current.params
         ops: list[dict[str, Any]] = []
         simple = {"min_disk": "min_disk", "min_ram": "min_ram", "visibility": "visibility",

@@ -7,6 +7,7 @@ is a conflict.
 
 from __future__ import annotations
 
+from stackferry.engine.formats import NAME
 from stackferry.engine.model import Resource
 from stackferry.kinds.base import Context, Kind, RefSpec
 
@@ -16,12 +17,13 @@ class Keypair(Kind):
     plural = "keypairs"
     description = "Nova keypairs (public keys) of the tenant's users"
     identity_fields = ("user", "name")
+    identity_schema = {"user": {"type": "object"}, "name": {**NAME, "minLength": 1}}
     params_schema = {
         "type": "object",
         "required": ["user", "public_key"],
         "properties": {
             "user": {"type": "object"},
-            "public_key": {"type": "string"},
+            "public_key": {"type": "string", "format": "public-key"},
             "type": {"enum": ["ssh", "x509"]},
         },
         "additionalProperties": False,

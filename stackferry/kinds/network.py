@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackferry.cloud import catalog
+from stackferry.engine.formats import DESCRIPTION, NAME
 from stackferry.engine.model import Resource
-from stackferry.kinds.base import Context, Kind, with_marker, without_marker
+from stackferry.kinds.base import Context, Kind, has_marker, with_marker, without_marker
 
 PROVIDER_TYPES_KEPT = ("flat", "vlan")  # tunnel segmentation IDs are allocated, not migrated
 
@@ -31,12 +33,13 @@ class Network(Kind):
     name = "network"
     plural = "networks"
     description = "Neutron networks: MTU, port security, shared, tags, provider attributes"
+    identity_schema = {"name": NAME}
     params_schema = {
         "type": "object",
         "properties": {
-            "description": {"type": "string"},
+            "description": DESCRIPTION,
             "admin_state_up": {"type": "boolean"},
-            "mtu": {"type": ["integer", "null"]},
+            "mtu": {"type": ["integer", "null"], "minimum": 68, "maximum": 65535},
             "port_security_enabled": {"type": "boolean"},
             "shared": {"type": "boolean"},
             "external": {"type": "boolean"},
@@ -47,7 +50,11 @@ class Network(Kind):
                 "properties": {
                     "network_type": {"type": "string"},
                     "physical_network": {"type": ["string", "null"]},
-                    "segmentation_id": {"type": ["integer", "null"]},
+                    "segmentation_id": {
+                        "type": ["integer", "null"],
+                        "minimum": 1,
+                        "maximum": 4094,
+                    },
                 },
                 "additionalProperties": False,
             },
@@ -80,10 +87,25 @@ class Network(Kind):
             }
             out.append(
                 self.resource(
-                    {"name": n.name}, params, n.id, ctx, status=n.status, created_at=n.created_at
+                    {"name": n.name},
+                    params,
+                    n.id,
+                    ctx,
+                    status=n.status,
+                    created_at=n.created_at,
+                    ours=has_marker(n.tags),
                 )
             )
         return out
+
+    def check(self, ctx: Context, resource: Resource) -> list[str]:
+        hints = resource.params.get("availability_zone_hints") or []
+        known = catalog.network_zones(ctx.conn, ctx.cache) if hints else set()
+        return [
+            catalog.missing("network availability zone", zone, known, "availability_zones")
+            for zone in hints
+            if zone not in known
+        ]
 
     def _body(self, params: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {

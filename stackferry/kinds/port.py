@@ -12,8 +12,17 @@ import ipaddress
 import json
 from typing import Any
 
+from stackferry.engine.formats import DESCRIPTION, NAME
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.base import Context, Kind, RefSpec, records, with_marker, without_marker
+from stackferry.kinds.base import (
+    Context,
+    Kind,
+    RefSpec,
+    has_marker,
+    records,
+    with_marker,
+    without_marker,
+)
 
 
 def _fixed_ip_key(ip: dict[str, Any]) -> tuple[str, str]:
@@ -33,16 +42,23 @@ class Port(Kind):
     plural = "ports"
     description = "Free-standing neutron ports (MAC and addresses kept, security groups)"
     identity_fields = ("network", "mac_address")
+    identity_schema = {"mac_address": {"type": "string", "format": "mac-address"}}
     params_schema = {
         "type": "object",
         "required": ["network"],
         "properties": {
             "network": {"type": "object"},
-            "name": {"type": "string"},
-            "description": {"type": "string"},
-            "fixed_ips": records({"subnet": {"type": "object"}, "ip_address": {"type": "string"}}),
+            "name": NAME,
+            "description": DESCRIPTION,
+            "fixed_ips": records(
+                {
+                    "subnet": {"type": "object"},
+                    "ip_address": {"type": "string", "format": "ip-address"},
+                }
+            ),
             "allowed_address_pairs": records(
-                {"ip_address": {"type": "string"}}, {"mac_address": {"type": "string"}}
+                {"ip_address": {"type": "string", "format": "ip-or-cidr"}},
+                {"mac_address": {"type": "string", "format": "mac-address"}},
             ),
             "port_security_enabled": {"type": "boolean"},
             "security_groups": {"type": "array", "items": {"type": "object"}},
@@ -84,7 +100,14 @@ class Port(Kind):
             }
             identity = {"network": network["name"], "mac_address": port.mac_address}
             out.append(
-                self.resource(identity, self.normalise(params), port.id, ctx, status=port.status)
+                self.resource(
+                    identity,
+                    self.normalise(params),
+                    port.id,
+                    ctx,
+                    status=port.status,
+                    ours=has_marker(port.tags),
+                )
             )
         return out
 

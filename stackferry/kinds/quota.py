@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from stackferry import sdk
+from stackferry.cloud import catalog, sdk
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.base import Context, Kind
+from stackferry.kinds.base import Context, Kind, Ownership
 
 SERVICES = ("compute", "network", "block-storage")
 NOT_LIMITS = frozenset({"id", "project_id", "tenant_id"})
@@ -59,13 +59,13 @@ class Quota(Kind):
                     "required": ["type"],
                     "properties": {
                         "type": {"type": "string"},
-                        **{r: {"type": "integer"} for r in PER_TYPE},
+                        **{r: {"type": "integer", "minimum": -1} for r in PER_TYPE},
                     },
                     "additionalProperties": False,
                 },
             },
         },
-        "additionalProperties": {"type": "integer"},
+        "additionalProperties": {"type": "integer", "minimum": -1},
     }
     mapped_values = (("volume_types[].type", "volume_types"),)
     needs_admin = True
@@ -80,6 +80,20 @@ class Quota(Kind):
             params = self._read(ctx, service, pid)
             out.append(self.resource({"service": service}, params, f"{pid}/{service}", ctx))
         return out
+
+    def ownership(self, current: Resource) -> Ownership:
+        """Every project has quotas: they are ours to set when the project is."""
+        return Ownership.WITH_TENANT
+
+    def check(self, ctx: Context, resource: Resource) -> list[str]:
+        if not resource.params.get("volume_types"):
+            return []
+        known = catalog.volume_types(ctx.conn, ctx.cache)
+        return [
+            catalog.missing("volume type", e["type"], known, "volume_types") + " (it has a quota)"
+            for e in resource.params.get("volume_types", [])
+            if e["type"] not in known
+        ]
 
     def _read(self, ctx: Context, service: str, pid: str) -> Params:
         if service == "compute":

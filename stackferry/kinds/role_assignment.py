@@ -6,7 +6,7 @@ migrate groups), assignments inherited to subprojects and domain-scoped ones are
 
 from __future__ import annotations
 
-from stackferry import sdk
+from stackferry.cloud import sdk
 from stackferry.engine.model import Resource
 from stackferry.kinds.base import Context, Kind, RefSpec
 from stackferry.kinds.user import tenant_user_assignments

@@ -10,8 +10,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from stackferry.engine.formats import DESCRIPTION, NAME
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.base import Context, Kind, RefSpec, records, with_marker, without_marker
+from stackferry.kinds.base import (
+    Context,
+    Kind,
+    RefSpec,
+    has_marker,
+    records,
+    with_marker,
+    without_marker,
+)
 
 INTERFACE_OWNERS = (
     "network:router_interface",
@@ -35,10 +44,11 @@ class Router(Kind):
     name = "router"
     plural = "routers"
     description = "Neutron routers: external gateway, interfaces (same addresses), static routes"
+    identity_schema = {"name": NAME}
     params_schema = {
         "type": "object",
         "properties": {
-            "description": {"type": "string"},
+            "description": DESCRIPTION,
             "admin_state_up": {"type": "boolean"},
             "tags": {"type": "array", "items": {"type": "string"}},
             "external_gateway": {
@@ -50,8 +60,18 @@ class Router(Kind):
                 },
                 "additionalProperties": False,
             },
-            "routes": records({"destination": {"type": "string"}, "nexthop": {"type": "string"}}),
-            "interfaces": records({"subnet": {"type": "object"}, "ip_address": {"type": "string"}}),
+            "routes": records(
+                {
+                    "destination": {"type": "string", "format": "cidr"},
+                    "nexthop": {"type": "string", "format": "ip-address"},
+                }
+            ),
+            "interfaces": records(
+                {
+                    "subnet": {"type": "object"},
+                    "ip_address": {"type": "string", "format": "ip-address"},
+                }
+            ),
         },
         "additionalProperties": False,
     }
@@ -103,7 +123,13 @@ class Router(Kind):
             gateway_ips = [ip["ip_address"] for ip in info.get("external_fixed_ips") or []]
             out.append(
                 self.resource(
-                    {"name": r.name}, params, r.id, ctx, status=r.status, gateway_ips=gateway_ips
+                    {"name": r.name},
+                    params,
+                    r.id,
+                    ctx,
+                    status=r.status,
+                    gateway_ips=gateway_ips,
+                    ours=has_marker(r.tags),
                 )
             )
         return out

@@ -18,8 +18,17 @@ from typing import Any
 
 from openstack import exceptions
 
+from stackferry.engine.formats import DESCRIPTION, NAME
 from stackferry.engine.model import Resource
-from stackferry.kinds.base import Context, Kind, RefSpec, with_marker, without_marker
+from stackferry.kinds.base import (
+    Context,
+    Kind,
+    Ownership,
+    RefSpec,
+    has_marker,
+    with_marker,
+    without_marker,
+)
 
 DEFAULT_GROUP = "default"
 
@@ -102,10 +111,11 @@ class SecurityGroup(Kind):
     name = "security_group"
     plural = "security_groups"
     description = "Neutron security groups (the project's default group is matched by name)"
+    identity_schema = {"name": NAME}
     params_schema = {
         "type": "object",
         "properties": {
-            "description": {"type": "string"},
+            "description": DESCRIPTION,
             "stateful": {"type": "boolean"},
             "tags": {"type": "array", "items": {"type": "string"}},
         },
@@ -122,9 +132,24 @@ class SecurityGroup(Kind):
     def read(self, ctx: Context) -> list[Resource]:
         # Listing a project's groups makes neutron create its default group if it has none.
         return [
-            self.resource({"name": g.name}, self._params(g), g.id, ctx)
+            self.resource({"name": g.name}, self._params(g), g.id, ctx, ours=has_marker(g.tags))
             for g in ctx.conn.network.security_groups(project_id=ctx.project_id)
         ]
+
+    def ownership(self, current: Resource) -> Ownership:
+        """Neutron makes each project's default group itself: it is ours when the project is
+        (stackferry marks it once it has brought it in line)."""
+        if current.identity["name"] == DEFAULT_GROUP and not current.facts.get("ours"):
+            return Ownership.WITH_TENANT
+        return super().ownership(current)
+
+    def converge(self, ctx: Context, resource: Resource, current: Resource, made_here: bool) -> str:
+        if made_here:  # the create's answer was lost: neutron's own rules may still be in it
+            group = ctx.conn.network.get_security_group(current.cloud_id)
+            self._drop_rules(ctx, group.security_group_rules)
+            if not has_marker(group.tags):
+                ctx.conn.network.set_tags(group, with_marker(resource.params))
+        return super().converge(ctx, resource, current, made_here)
 
     def create(self, ctx: Context, resource: Resource) -> str:
         p = resource.params
@@ -151,9 +176,8 @@ class SecurityGroup(Kind):
         if group is None:
             raise LookupError(f"neutron did not create project {ctx.project_id}'s default group")
         current = Resource(self.name, resource.identity, self._params(group), {"id": group.id})
-        changed = self.changed_fields(resource.params, current.params)
-        if changed:
-            self.update(ctx, resource, current, changed)
+        changed = self.changed_fields(resource.params, current.params) | {"tags"}
+        self.update(ctx, resource, current, changed)  # with our marker: a later run knows it
         self._drop_rules(ctx, group.security_group_rules)
         return str(group.id)
 
@@ -194,13 +218,24 @@ class SecurityGroupRule(Kind):
         "remote_group",
         "remote_address_group",
     )
+    identity_schema = {
+        "security_group": NAME,
+        "direction": {"enum": ["ingress", "egress"]},
+        "ethertype": {"enum": ["IPv4", "IPv6"]},
+        "protocol": {"type": ["string", "null"], "minLength": 1, "maxLength": 40},
+        "port_range_min": {"type": ["integer", "null"], "minimum": 0, "maximum": 65535},
+        "port_range_max": {"type": ["integer", "null"], "minimum": 0, "maximum": 65535},
+        "remote_ip_prefix": {"type": ["string", "null"], "format": "cidr"},
+        "remote_group": {"type": ["string", "null"]},
+        "remote_address_group": {"type": ["string", "null"]},
+    }
     params_schema = {
         "type": "object",
         "required": ["security_group"],
         "properties": {
             "security_group": {"type": "object"},
             "remote_group": {"type": ["object", "null"]},
-            "description": {"type": "string"},
+            "description": DESCRIPTION,
         },
         "additionalProperties": False,
     }

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from stackferry.engine.formats import NAME
 from stackferry.engine.model import Resource
 from stackferry.kinds.base import Context, Kind
 
@@ -11,6 +12,7 @@ class ServerGroup(Kind):
     name = "server_group"
     plural = "server_groups"
     description = "Nova server groups (policy and rules)"
+    identity_schema = {"name": {**NAME, "minLength": 1}}
     params_schema = {
         "type": "object",
         "required": ["policy"],
@@ -20,7 +22,7 @@ class ServerGroup(Kind):
             },
             "rules": {
                 "type": "object",
-                "properties": {"max_server_per_host": {"type": "integer"}},
+                "properties": {"max_server_per_host": {"type": "integer", "minimum": 1}},
                 "additionalProperties": False,
             },
         },

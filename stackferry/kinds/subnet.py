@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackferry.engine.formats import DESCRIPTION, NAME
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.base import Context, Kind, RefSpec, with_marker, without_marker
+from stackferry.kinds.base import (
+    Context,
+    Kind,
+    RefSpec,
+    has_marker,
+    with_marker,
+    without_marker,
+)
 
 UPDATABLE = (
     "name",
@@ -24,25 +32,43 @@ class Subnet(Kind):
     description = "Neutron subnets of the tenant's networks"
     # CIDRs cannot overlap within a network, names can repeat or be empty: CIDR names a subnet.
     identity_fields = ("network", "cidr")
+    identity_schema = {"cidr": {"type": "string", "format": "cidr"}}
     params_schema = {
         "type": "object",
         "required": ["network", "cidr", "ip_version"],
         "properties": {
             "network": {"type": "object"},
-            "name": {"type": "string"},
-            "description": {"type": "string"},
-            "cidr": {"type": "string"},
+            "name": NAME,
+            "description": DESCRIPTION,
+            "cidr": {"type": "string", "format": "cidr"},
             "ip_version": {"enum": [4, 6]},
-            "gateway_ip": {"type": ["string", "null"]},
+            "gateway_ip": {"type": ["string", "null"], "format": "ip-address"},
             "enable_dhcp": {"type": "boolean"},
-            "dns_nameservers": {"type": "array", "items": {"type": "string"}},
+            "dns_nameservers": {
+                "type": "array",
+                "items": {"type": "string", "format": "ip-address"},
+            },
             "host_routes": {
                 "type": "array",
-                "items": {"type": "object", "required": ["destination", "nexthop"]},
+                "items": {
+                    "type": "object",
+                    "required": ["destination", "nexthop"],
+                    "properties": {
+                        "destination": {"type": "string", "format": "cidr"},
+                        "nexthop": {"type": "string", "format": "ip-address"},
+                    },
+                },
             },
             "allocation_pools": {
                 "type": "array",
-                "items": {"type": "object", "required": ["start", "end"]},
+                "items": {
+                    "type": "object",
+                    "required": ["start", "end"],
+                    "properties": {
+                        "start": {"type": "string", "format": "ip-address"},
+                        "end": {"type": "string", "format": "ip-address"},
+                    },
+                },
             },
             "ipv6_ra_mode": {"type": ["string", "null"]},
             "ipv6_address_mode": {"type": ["string", "null"]},
@@ -73,7 +99,7 @@ class Subnet(Kind):
                 "tags": without_marker(s.tags),
             }
             identity = {"network": network["name"] if network else None, "cidr": s.cidr}
-            out.append(self.resource(identity, params, s.id, ctx))
+            out.append(self.resource(identity, params, s.id, ctx, ours=has_marker(s.tags)))
         return out
 
     def normalise(self, params: Params) -> Params:

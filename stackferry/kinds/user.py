@@ -4,15 +4,17 @@ Passwords are never read nor written: keystone does not return them, and a migra
 created without one, so it cannot log in with a password until one is set (or until it
 logs in through federation). Each user's ``facts["password"]`` says so, in the workdir and
 reports. A user whose identity backend changed is renamed through the mapping's ``users``
-table (by old name or old ID); a user that already exists in the destination under the
-(mapped) name is taken over and brought to the exported params, not created again.
+table (by old name or old ID) and used as the destination has it. A user that already exists
+in the destination under its name (a member of a project migrated earlier) is found by the
+plan and not created again; it is changed only if stackferry made it, or it is adopted.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from stackferry import sdk
+from stackferry.cloud import sdk
+from stackferry.engine.formats import KEYSTONE_NAME, USER_NAME
 from stackferry.engine.model import Resource
 from stackferry.kinds.base import Context, Kind, RefSpec
 
@@ -30,6 +32,10 @@ def tenant_user_assignments(ctx: Context) -> list[Any]:
         )
         if a.user and not (a.scope or {}).get("OS-INHERIT:inherited_to")
     ]
+
+
+def _domain_exists(ctx: Context, name: str) -> bool:
+    return sdk.identity(ctx.conn).find_domain(name, ignore_missing=True) is not None
 
 
 def domain_id(ctx: Context, name: str) -> str:
@@ -51,6 +57,7 @@ class User(Kind):
         "or use federation)"
     )
     identity_fields = ("name", "domain")
+    identity_schema = {"name": USER_NAME, "domain": KEYSTONE_NAME}
     params_schema = {
         "type": "object",
         "properties": {
@@ -72,33 +79,51 @@ class User(Kind):
         by_domain: dict[str, set[str]] = {}
         for a in tenant_user_assignments(ctx):
             by_domain.setdefault(a.user["domain"]["name"], set()).add(a.user["id"])
-        idn = sdk.identity(ctx.conn)
-        out = []
-        for domain_name, wanted in sorted(by_domain.items()):
-            for u in idn.users(domain_id=domain_id(ctx, domain_name)):
-                if u.id not in wanted:
-                    continue
-                default_project = (
-                    ctx.ref("project", ctx.tenant.id)
-                    if ctx.tenant.id and u.default_project_id == ctx.tenant.id
-                    else None
-                )
-                params = {
-                    "description": u.description or "",
-                    "email": u.email,
-                    "enabled": bool(u.is_enabled),
-                    "default_project": default_project,
-                }
-                out.append(
-                    self.resource(
-                        {"name": u.name, "domain": domain_name},
-                        params,
-                        u.id,
-                        ctx,
-                        password=PASSWORD_FACT,
-                    )
-                )
+        return [
+            self._resource(ctx, u, domain_name)
+            for domain_name, wanted in sorted(by_domain.items())
+            for u in self._users(ctx, domain_name)
+            if u.id in wanted
+        ]
+
+    def find(self, ctx: Context, wanted: list[Resource]) -> list[Resource]:
+        """Users who exist without a role on the tenant yet (members of a project migrated
+        before, or made by a run that stopped before their roles): one list per domain."""
+        names: dict[str, set[str]] = {}
+        for r in wanted:
+            names.setdefault(r.identity["domain"], set()).add(r.identity["name"])
+        out: list[Resource] = []
+        for domain_name, wanted_names in sorted(names.items()):
+            if ctx.ids.id("domain", {"name": domain_name}) is None and not _domain_exists(
+                ctx, domain_name
+            ):
+                continue
+            out.extend(
+                self._resource(ctx, u, domain_name)
+                for u in self._users(ctx, domain_name)
+                if u.name in wanted_names
+            )
         return out
+
+    @staticmethod
+    def _users(ctx: Context, domain_name: str) -> list[Any]:
+        return list(sdk.identity(ctx.conn).users(domain_id=domain_id(ctx, domain_name)))
+
+    def _resource(self, ctx: Context, u: Any, domain_name: str) -> Resource:
+        default_project = (
+            ctx.ref("project", ctx.tenant.id)
+            if ctx.tenant.id and u.default_project_id == ctx.tenant.id
+            else None
+        )
+        params = {
+            "description": u.description or "",
+            "email": u.email,
+            "enabled": bool(u.is_enabled),
+            "default_project": default_project,
+        }
+        return self.resource(
+            {"name": u.name, "domain": domain_name}, params, u.id, ctx, password=PASSWORD_FACT
+        )
 
     def _body(self, ctx: Context, params: dict[str, Any], changed: set[str]) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -113,37 +138,14 @@ class User(Kind):
         return body
 
     def create(self, ctx: Context, resource: Resource) -> str:
-        """Create the user without a password; take over one that exists by that name (a user
-        mapped to an existing one, or one created by a run that stopped before its roles)."""
-        idn = sdk.identity(ctx.conn)
+        """Create the user, without a password (one that exists by that name was found by the
+        plan, through ``find``, and is not created again)."""
         did = domain_id(ctx, resource.identity["domain"])
-        p = resource.params
-        existing = next(iter(idn.users(domain_id=did, name=resource.identity["name"])), None)
-        if resource.facts.get("mapped_from") is not None:
-            # Mapped onto a user of the destination's identity backend: used, never modified.
-            if existing is None:
-                raise LookupError(
-                    f"user {resource.facts['mapped_from']!r} is mapped to "
-                    f"{resource.identity['name']!r}, which does not exist in domain "
-                    f"{resource.identity['domain']!r} of the destination"
-                )
-            return str(existing.id)
-        if existing is not None:
-            have = {
-                "description": existing.description or "",
-                "email": existing.email,
-                "enabled": bool(existing.is_enabled),
-                "default_project": ctx.ids.identity("project", existing.default_project_id)
-                if existing.default_project_id
-                else None,
-            }
-            body = self._body(ctx, p, self.changed_fields(p, have))
-            if body:
-                idn.update_user(existing.id, **body)
-            return str(existing.id)
-        body = self._body(ctx, p, set(self.params_schema["properties"]))
+        body = self._body(ctx, resource.params, set(self.params_schema["properties"]))
         body = {k: v for k, v in body.items() if v is not None}
-        user = idn.create_user(name=resource.identity["name"], domain_id=did, **body)
+        user = sdk.identity(ctx.conn).create_user(
+            name=resource.identity["name"], domain_id=did, **body
+        )
         return str(user.id)
 
     def update(

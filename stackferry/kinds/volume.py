@@ -17,11 +17,13 @@ with that name is complete, whatever happened to the run that made it.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from stackferry import sdk
-from stackferry.cloud import rest
-from stackferry.data.stream import Fingerprint, TransferError
+from stackferry.cloud import catalog, sdk
+from stackferry.cloud.connection import rest
+from stackferry.cloud.retry import OPERATIONS
+from stackferry.data.stream import Digests, Fingerprint, TransferError
 from stackferry.data.transfer import transfer
 from stackferry.data.volumes import (
     GIB,
@@ -31,11 +33,16 @@ from stackferry.data.volumes import (
     wait_snapshot,
     wait_volume,
 )
+from stackferry.engine.formats import NAME
 from stackferry.engine.model import Resource, identity_key
 from stackferry.kinds.base import MARKER_TAG, Context, Kind
 from stackferry.kinds.image import safe_name
 
 TMP_PREFIX = "stackferry-tmp-"
+# The journal keys of a copy's temporaries: f"{tmp}{suffix}".
+SUFFIXES = (":src-snapshot", ":src-volume", ":src-image", ":dst-image", ":dst-volume",
+            ":check-image")  # fmt: skip
+T = TypeVar("T")
 SETTLED = {"available", "in-use"}
 BUSY = {"uploading", "downloading", "creating", "attaching", "detaching", "backing-up"}
 # Cinder's own keys in a volume's image metadata that name the image in one cloud only.
@@ -46,11 +53,12 @@ class Volume(Kind):
     name = "volume"
     plural = "volumes"
     description = "Cinder volumes of the tenant, with their bytes"
+    identity_schema = {"name": NAME}
     params_schema = {
         "type": "object",
         "required": ["size"],
         "properties": {
-            "description": {"type": ["string", "null"]},
+            "description": {"type": ["string", "null"], "maxLength": 255},
             "size": {"type": "integer", "minimum": 1},
             "volume_type": {"type": ["string", "null"]},
             "availability_zone": {"type": ["string", "null"]},
@@ -102,30 +110,84 @@ class Volume(Kind):
             )
         return out
 
+    def check(self, ctx: Context, resource: Resource) -> list[str]:
+        p, problems = resource.params, []
+        if p.get("volume_type"):
+            types = catalog.volume_types(ctx.conn, ctx.cache)
+            if p["volume_type"] not in types:
+                problems.append(
+                    catalog.missing("volume type", p["volume_type"], types, "volume_types")
+                )
+        zone = p.get("availability_zone")
+        if zone:
+            zones = catalog.volume_zones(ctx.conn, ctx.cache)
+            if zone not in zones:
+                problems.append(
+                    catalog.missing("availability zone", zone, zones, "availability_zones")
+                )
+        return problems
+
     def soft_needs(self, resource: Resource) -> list[str]:
         image_name = (resource.params.get("image_metadata") or {}).get("image_name")
         return [identity_key("image", {"name": image_name})] if image_name else []
 
     def create(self, ctx: Context, resource: Resource) -> str:
+        """The five stages of the module's docstring. Each is retried on its own when it fails
+        in a transient way (a fault costs one stage, not the whole copy), and each starts by
+        looking at what a try whose answer was lost left behind. If the copy fails anyway,
+        what it made is removed at once (it counts against the tenant's quota)."""
         temporaries = ctx.temporaries
         if temporaries is None:
             raise RuntimeError("volumes are only created by apply, which records temporaries")
-        source = ctx.data.source_conn()
-        p = resource.params
         tmp = f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}"
-        wait = timeout_for(p["size"])
         what = f"volume {resource.label}"
 
-        # 1. The source volume's bytes as a temporary image in the source cloud.
-        readable = self._readable_source(ctx, resource, tmp, wait)
-        temporaries.record(f"{tmp}:src-image", f"{what}: source image {tmp}", "image_named",
-                           {"name": tmp}, cloud="source")  # fmt: skip
-        src_image_id = upload_to_image(source, readable, tmp)
-        src_image = wait_image_active(source, src_image_id, f"{what}: upload to image", wait)
+        def stage(name: str, call: Callable[[], T]) -> T:
+            return OPERATIONS.run(call, f"{what}: {name}")
 
-        # 2. Streamed into a temporary image in the destination tenant.
-        temporaries.record(f"{tmp}:dst-image", f"{what}: destination image {tmp}",
-                           "image_named", {"name": tmp})  # fmt: skip
+        try:
+            readable = stage("source", lambda: self._readable_source(ctx, resource, tmp))
+            src_image = stage("upload to image", lambda: self._upload(ctx, resource, readable, tmp))
+            digests, dst_image_id = stage(
+                "stream", lambda: self._stream(ctx, resource, src_image, tmp)
+            )
+            for suffix in (":src-image", ":src-volume", ":src-snapshot"):
+                temporaries.undo(tmp + suffix)  # the source has served; free its space now
+            volume_id = stage(
+                "create from image", lambda: self._from_image(ctx, resource, dst_image_id, tmp)
+            )
+            stage("read back", lambda: self._read_back(ctx, resource, volume_id, digests, tmp))
+            stage("name", lambda: self._finish(ctx, resource, volume_id))
+        except BaseException:
+            for suffix in SUFFIXES:
+                temporaries.undo(tmp + suffix)
+            raise
+        temporaries.keep(f"{tmp}:dst-volume")
+        for suffix in (":dst-image", ":check-image"):
+            temporaries.undo(tmp + suffix)
+        return volume_id
+
+    def _upload(self, ctx: Context, resource: Resource, readable: str, tmp: str) -> dict[str, Any]:
+        """1. The source volume's bytes as a temporary image in the source cloud."""
+        assert ctx.temporaries is not None
+        source, what = ctx.data.source_conn(), f"volume {resource.label}"
+        wait = timeout_for(resource.params["size"])
+        ctx.temporaries.record(f"{tmp}:src-image", f"{what}: source image {tmp}", "image_named",
+                               {"name": tmp}, cloud="source")  # fmt: skip
+        # A try whose answer was lost may have left the volume uploading: let it finish first.
+        wait_volume(source, readable, SETTLED, f"{what}: source before upload", wait)
+        image_id = upload_to_image(source, readable, tmp)
+        return wait_image_active(source, image_id, f"{what}: upload to image", wait)
+
+    def _stream(
+        self, ctx: Context, resource: Resource, src_image: dict[str, Any], tmp: str
+    ) -> tuple[Digests, str]:
+        """2. Streamed into a new temporary image in the destination tenant (a new one for
+        each try: glance takes one upload per image)."""
+        assert ctx.temporaries is not None
+        what = f"volume {resource.label}"
+        ctx.temporaries.record(f"{tmp}:dst-image", f"{what}: destination image {tmp}",
+                               "image_named", {"name": tmp})  # fmt: skip
         dst_image_id = str(
             rest(ctx.conn.image, "post",
                 "/images",
@@ -137,7 +199,7 @@ class Volume(Kind):
             ctx.data,
             what,
             f"volumes/{safe_name(resource, 'raw')}",
-            src_image_id,
+            str(src_image["id"]),
             ctx.conn,
             dst_image_id,
             Fingerprint.of(src_image),
@@ -145,28 +207,48 @@ class Volume(Kind):
             name=resource.identity["name"],
             source_id=resource.id,
         )
-        for suffix in (":src-image", ":src-volume", ":src-snapshot"):
-            temporaries.undo(tmp + suffix)  # the source has served; free its space now
+        return digests, dst_image_id
 
-        # 3. The destination volume, under its temporary name, from that image.
-        temporaries.record(f"{tmp}:dst-volume", f"{what}: destination volume {tmp}",
-                           "volume_named", {"name": tmp})  # fmt: skip
-        attrs: dict[str, Any] = {"name": tmp, "size": p["size"], "image_id": dst_image_id,
-                                 "description": p.get("description"),
-                                 "metadata": p.get("metadata") or {}}  # fmt: skip
-        if p.get("volume_type"):
-            attrs["volume_type"] = p["volume_type"]
-        if p.get("availability_zone"):
-            attrs["availability_zone"] = p["availability_zone"]
-        volume = sdk.block_storage(ctx.project_conn()).create_volume(**attrs)
-        wait_volume(ctx.conn, volume.id, {"available"}, f"{what}: create from image", wait)
+    def _from_image(self, ctx: Context, resource: Resource, image_id: str, tmp: str) -> str:
+        """3. The destination volume, under its temporary name, from that image; one that a
+        try whose answer was lost made already is used."""
+        assert ctx.temporaries is not None
+        p, what = resource.params, f"volume {resource.label}"
+        ctx.temporaries.record(f"{tmp}:dst-volume", f"{what}: destination volume {tmp}",
+                               "volume_named", {"name": tmp})  # fmt: skip
+        bs = sdk.block_storage(ctx.conn)
+        made = [
+            v
+            for v in bs.volumes(details=True, all_projects=True, name=tmp)
+            if not str(v.status).startswith("error")
+        ]
+        if made:
+            volume_id = str(made[0].id)
+        else:
+            attrs: dict[str, Any] = {"name": tmp, "size": p["size"], "image_id": image_id,
+                                     "description": p.get("description"),
+                                     "metadata": p.get("metadata") or {}}  # fmt: skip
+            if p.get("volume_type"):
+                attrs["volume_type"] = p["volume_type"]
+            if p.get("availability_zone"):
+                attrs["availability_zone"] = p["availability_zone"]
+            volume_id = str(sdk.block_storage(ctx.project_conn()).create_volume(**attrs).id)
+        wait = timeout_for(p["size"])
+        wait_volume(ctx.conn, volume_id, {"available"}, f"{what}: create from image", wait)
+        return volume_id
 
-        # 4. Read back: the destination volume's bytes must be the source's.
-        temporaries.record(f"{tmp}:check-image", f"{what}: read-back image {tmp}-check",
-                           "image_named", {"name": f"{tmp}-check"})  # fmt: skip
-        check_id = upload_to_image(ctx.conn, volume.id, f"{tmp}-check")
+    def _read_back(
+        self, ctx: Context, resource: Resource, volume_id: str, digests: Digests, tmp: str
+    ) -> None:
+        """4. Read back: the destination volume's bytes must be the source's."""
+        assert ctx.temporaries is not None
+        what, wait = f"volume {resource.label}", timeout_for(resource.params["size"])
+        ctx.temporaries.record(f"{tmp}:check-image", f"{what}: read-back image {tmp}-check",
+                               "image_named", {"name": f"{tmp}-check"})  # fmt: skip
+        wait_volume(ctx.conn, volume_id, {"available"}, f"{what}: before read back", wait)
+        check_id = upload_to_image(ctx.conn, volume_id, f"{tmp}-check")
         check = wait_image_active(ctx.conn, check_id, f"{what}: read back", wait)
-        wait_volume(ctx.conn, volume.id, {"available"}, f"{what}: after read back", wait)
+        wait_volume(ctx.conn, volume_id, {"available"}, f"{what}: after read back", wait)
         problems = digests.fingerprint().mismatches(Fingerprint.of(check))
         if problems:
             raise TransferError(
@@ -175,19 +257,17 @@ class Volume(Kind):
                 + "); it is removed with the run's temporaries"
             )
 
-        # 5. What the user sees, then the real name: from now on it counts as migrated.
-        self._set_flags(ctx, volume.id, resource)
-        sdk.block_storage(ctx.conn).update_volume(volume.id, name=resource.identity["name"])
-        temporaries.keep(f"{tmp}:dst-volume")
-        for suffix in (":dst-image", ":check-image"):
-            temporaries.undo(tmp + suffix)
-        return str(volume.id)
+    def _finish(self, ctx: Context, resource: Resource, volume_id: str) -> None:
+        """5. What the user sees, then the real name: from now on it counts as migrated."""
+        self._set_flags(ctx, volume_id, resource)
+        sdk.block_storage(ctx.conn).update_volume(volume_id, name=resource.identity["name"])
 
-    def _readable_source(self, ctx: Context, resource: Resource, tmp: str, wait: float) -> str:
+    def _readable_source(self, ctx: Context, resource: Resource, tmp: str) -> str:
         """A source volume cinder will upload: the volume itself when available; for one in
         use, a temporary copy made from a temporary snapshot."""
         assert ctx.temporaries is not None
         source = ctx.data.source_conn()
+        wait = timeout_for(resource.params["size"])
         bs = sdk.block_storage(source)
         volume = bs.get_volume(resource.cloud_id)
         if volume.status in BUSY:  # e.g. still uploading for a run that was killed

@@ -20,8 +20,6 @@ the legacy locations-API method (show_multiple_locations) is not implemented.
 
 from __future__ import annotations
 
-import html
-import json
 import re
 import threading
 import time
@@ -34,9 +32,10 @@ from typing import Any, Protocol
 from openstack import exceptions as sdk_exceptions
 from openstack.connection import Connection
 
-from stackferry import sdk
-from stackferry.cloud import is_transient
-from stackferry.engine.errors import StackferryError
+from stackferry.cloud import sdk
+from stackferry.cloud.connection import api_message, error_text
+from stackferry.cloud.retry import OPERATIONS, TRANSIENT_STATUS, RetryPolicy
+from stackferry.errors import StackferryError
 
 Image = dict[str, Any]  # an image as glance's API returns it
 GLANCE_OWN_FIELDS = frozenset({"stores", "updated_at"})  # what a copy or removal changes
@@ -178,53 +177,36 @@ class ImageApi(Protocol):
     def remove(self, image_id: str, store: str) -> Reply: ...
 
 
-def glance_message(text: str) -> str:
-    """Glance's explanation out of its HTML (or JSON) error page, on one line."""
-    match = re.search(r"</h1>(.*?)(?:<br|</body>)", text, re.S)
-    if match:
-        body = match.group(1)
-    else:
-        try:
-            document = json.loads(text)
-        except ValueError:
-            body = re.sub(r"<[^>]+>", " ", text)
-        else:
-            body = str(document.get("message") or document) if isinstance(document, dict) else text
-    return " ".join(html.unescape(body).split())[:500]
-
-
 class GlanceApi:
     """Glance's v2 REST API through the connection's image proxy (relative paths)."""
 
     PAGE = 200
 
-    def __init__(self, conn: Connection, attempts: int = 4) -> None:
+    def __init__(self, conn: Connection, policy: RetryPolicy = OPERATIONS) -> None:
         self.proxy = sdk.image(conn)
-        self.attempts = attempts
+        self.policy = policy
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One request; connection failures and 5xx answers are retried with back-off. A write
-        repeated this way is harmless: decisions are re-taken from the image's state."""
-        delay = 0.5
-        for attempt in range(1, self.attempts + 1):
-            try:
-                response = getattr(self.proxy, method)(path, **kwargs)
-            except Exception as exc:
-                if attempt == self.attempts or not is_transient(exc):
-                    raise
-            else:
-                if response.status_code < 500 or attempt == self.attempts:
-                    return response
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+        """One request. Reads are retried by the transport. The two writes (start a copy, drop
+        a store's copy) are harmless to repeat - glance refuses a copy made or running, and
+        the mover decides again from the image's state - so they go through the retry policy
+        here, on 5xx answers and connection failures alike."""
+        if method == "get":
+            return self.proxy.get(path, **kwargs)
+
+        def once() -> Any:
+            response = getattr(self.proxy, method)(path, **kwargs)
+            if response.status_code in TRANSIENT_STATUS:
+                raise sdk_exceptions.HttpException(response=response)
+            return response
+
+        return self.policy.run(once, f"{method.upper()} glance {path}")
 
     def _json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         response = self._call("get", path, params=params)
         if response.status_code >= 400:
             raise sdk_exceptions.HttpException(
-                message=f"GET {path}: HTTP {response.status_code}: "
-                + glance_message(response.text),
+                message=f"GET {path}: HTTP {response.status_code}: " + error_text(response.text),
                 response=response,
             )
         return response.json()
@@ -236,7 +218,7 @@ class GlanceApi:
         if response.status_code >= 400:
             raise StackferryError(
                 f"glance answered GET /v2/info/stores with HTTP {response.status_code}: "
-                + glance_message(response.text)
+                + error_text(response.text)
             )
         return list(response.json().get("stores") or [])
 
@@ -252,7 +234,7 @@ class GlanceApi:
             return None
         if response.status_code >= 400:
             raise sdk_exceptions.HttpException(
-                message=f"HTTP {response.status_code}: {glance_message(response.text)}",
+                message=f"HTTP {response.status_code}: {error_text(response.text)}",
                 response=response,
             )
         return dict(response.json())
@@ -282,11 +264,11 @@ class GlanceApi:
     def copy(self, image_id: str, store: str) -> Reply:
         body = {"method": {"name": COPY_METHOD}, "stores": [store]}
         response = self._call("post", f"/images/{image_id}/import", json=body)
-        return Reply(response.status_code, glance_message(response.text))
+        return Reply(response.status_code, error_text(response.text))
 
     def remove(self, image_id: str, store: str) -> Reply:
         response = self._call("delete", f"/stores/{store}/{image_id}")
-        return Reply(response.status_code, glance_message(response.text))
+        return Reply(response.status_code, error_text(response.text))
 
 
 # --- checks before anything is done ----------------------------------------------------------
@@ -669,6 +651,7 @@ class _TaskWatch:
 
 
 def _message(exc: BaseException) -> str:
-    details = getattr(exc, "details", None) or str(exc)
-    text = " ".join(str(details).split()) or type(exc).__name__
-    return text if isinstance(exc, RuntimeError | TimeoutError) else f"{type(exc).__name__}: {text}"
+    """Our own explanations (a timeout, a stuck task) as they are; the cloud's after its status."""
+    if isinstance(exc, RuntimeError | TimeoutError):
+        return " ".join(str(exc).split())
+    return api_message(exc)

@@ -27,9 +27,15 @@ from typing import Any, Protocol, TypeVar
 from openstack import exceptions as sdk_exceptions
 from openstack import utils as sdk_utils
 
-from stackferry import sdk
-from stackferry.cloud import is_transient
-from stackferry.engine.errors import StackferryError
+from stackferry.cloud import sdk
+from stackferry.cloud.retry import (
+    OPERATIONS,
+    RetriesExhausted,
+    RetryPolicy,
+    is_transient,
+    status_of,
+)
+from stackferry.errors import StackferryError
 
 #: Migration statuses after which nova does nothing more with the migration.
 FINAL_MIGRATION = frozenset(
@@ -545,7 +551,8 @@ class Runner:
     poll: float = 2.0
     listener: Listener = field(default=lambda server_id, text, host, final: None)
     stop: threading.Event = field(default_factory=threading.Event)
-    max_retries: int = 5  # transient API errors or conflicts in a row, per server
+    # Transient API errors, or conflicts (the state changed under us), in a row per server.
+    policy: RetryPolicy = OPERATIONS
 
     def run(self, servers: Sequence[ServerView]) -> list[ServerResult]:
         """Every server's result, in the order given. On Ctrl-C, the servers still moving stop
@@ -626,7 +633,9 @@ class Runner:
         self, listed: ServerView, memory: Memory, result: ServerResult, started: float
     ) -> None:
         deadline = started + self.timeout
-        troubles = 0
+        troubles = self.policy.tracker(
+            f"server {listed.name or listed.id}", _worth_retrying, self._pause
+        )
         view = listed
         while True:
             if self.stop.is_set():
@@ -634,7 +643,7 @@ class Runner:
                 return
             try:
                 view = self._observe(listed.id, memory)
-                troubles = 0
+                troubles.reset()
                 self._follow(view, memory, result)
                 decision = decide(view, self.goal, memory)
                 self.listener(listed.id, _state_text(view, decision), view.host, False)
@@ -660,21 +669,31 @@ class Runner:
             except sdk_exceptions.ForbiddenException as exc:
                 result.note = f"{_http_message(exc)} (HTTP 403). {POLICY_HINT}"
                 return
+            except RetriesExhausted as exc:
+                result.note = str(exc)
+                return
             except sdk_exceptions.HttpException as exc:
                 if NO_VALID_HOST.lower() in str(exc).lower():
                     result.note = self._no_valid_host(_http_message(exc))
                     return
-                troubles += 1
-                retry = is_transient(exc) or exc.status_code == 409
-                if not retry or troubles > self.max_retries:
+                try:
+                    troubles.failed(exc)  # the state changed under us, or nova hiccuped
+                except sdk_exceptions.HttpException:
                     result.note = f"HTTP {exc.status_code}: {_http_message(exc)}"
                     return
-                self.stop.wait(self.poll)  # the state changed under us, or nova hiccuped
+                except RetriesExhausted as gave_up:
+                    result.note = str(gave_up)
+                    return
             except Exception as exc:
-                troubles += 1
-                if not is_transient(exc) or troubles > self.max_retries:
-                    raise
-                self.stop.wait(self.poll)
+                try:
+                    troubles.failed(exc)
+                except RetriesExhausted as gave_up:
+                    result.note = str(gave_up)
+                    return
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before trying again, but no longer than polling does, and not when stopped."""
+        self.stop.wait(min(seconds, self.poll))
 
     def _observe(self, server_id: str, memory: Memory) -> ServerView:
         view = self.nova.server(server_id)
@@ -766,6 +785,11 @@ def _state_text(view: ServerView, decision: Decision) -> str:
     if decision.do is Do.REVERT:
         return f"VERIFY_RESIZE on {view.host}: reverting ({decision.why})"
     return decision.why
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """Transient, or a 409: nova refused because the server's state moved on; look again."""
+    return is_transient(exc) or status_of(exc) == 409
 
 
 def _http_message(exc: Exception) -> str:

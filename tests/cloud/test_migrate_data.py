@@ -24,7 +24,7 @@ from devcloud.lab import Lab
 from devcloud.layout import CLOUDS, DESTINATION, SOURCE
 from devcloud.seed import connect
 from devcloud.tenants import Tenant, create_tenant, purge_tenant
-from stackferry import sdk
+from stackferry.cloud import sdk
 from stackferry.kinds.volume import TMP_PREFIX
 from tests.cloud.migration import Migration, run_cli
 from tests.cloud.tamper import TamperingProxy

@@ -23,7 +23,7 @@ from keystoneauth1.identity import v3
 from devcloud.layout import DESTINATION, SOURCE, Cloud
 from devcloud.seed import connect
 from devcloud.tenants import unique_name
-from stackferry import sdk
+from stackferry.cloud import sdk
 from tests.cloud.migration import Migration
 
 Connection = openstack.connection.Connection

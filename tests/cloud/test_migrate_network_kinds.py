@@ -14,7 +14,7 @@ import pytest
 
 from devcloud.layout import DESTINATION, SOURCE
 from devcloud.seed import connect
-from stackferry import sdk
+from stackferry.cloud import sdk
 from tests.cloud.migration import Migration
 
 VIP_MAC = "fa:16:3e:12:34:56"

@@ -7,7 +7,7 @@ import json
 
 from devcloud.layout import DESTINATION
 from devcloud.seed import connect
-from stackferry import sdk
+from stackferry.cloud import sdk
 from stackferry.engine.journal import Journal
 from tests.cloud.migration import Migration
 

@@ -13,7 +13,7 @@ from devcloud.demo import seed_tenant
 from devcloud.layout import DESTINATION
 from devcloud.seed import connect
 from devcloud.tenants import unique_name
-from stackferry import sdk
+from stackferry.cloud import sdk
 from tests.cloud.migration import Migration
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from devcloud.lab import Lab
 from devcloud.tenants import Tenant, unique_name, write_member_clouds_yaml
-from stackferry import sdk
+from stackferry.cloud import sdk
 from tests.cloud.waits import wait_for, wait_status
 
 HOME, AWAY = "c1-cmp1", "c1-cmp2"

@@ -24,10 +24,18 @@ class FakeCloud:
         self.fail_create: set[str] = set()  # names whose create raises
         self.transient_once: set[str] = set()  # names whose first create raises 503 after creating
 
-    def add(self, kind: str, identity: dict[str, Any], params: dict[str, Any]) -> str:
+    def add(
+        self, kind: str, identity: dict[str, Any], params: dict[str, Any], ours: bool = True
+    ) -> str:
+        """An object; ``ours=False`` for one the operator made (no stackferry marker on it)."""
         with self.lock:
             new_id = f"id-{next(self.ids)}"
-            self.objects[new_id] = {"kind": kind, "identity": identity, "params": params}
+            self.objects[new_id] = {
+                "kind": kind,
+                "identity": identity,
+                "params": params,
+                "ours": ours,
+            }
             return new_id
 
     def of_kind(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
@@ -44,7 +52,7 @@ class FakeKind(Kind):
 
     def read(self, ctx: Context) -> list[Resource]:
         return [
-            self.resource(o["identity"], dict(o["params"]), i, ctx)
+            self.resource(o["identity"], dict(o["params"]), i, ctx, ours=o["ours"])
             for i, o in self.cloud.of_kind(self.name)
         ]
 

@@ -206,7 +206,7 @@ def test_temporaries_are_undone_newest_first_per_cloud_and_kept_ones_stay(
 
 
 def test_waiting_polls_through_a_dropped_connection_but_not_through_a_real_error() -> None:
-    from stackferry.cloud import wait_until
+    from stackferry.cloud.retry import wait_until
 
     answers: list[Any] = [ConnectionError("keep-alive dropped"), "saving", "active"]
 
@@ -226,7 +226,7 @@ def test_waiting_polls_through_a_dropped_connection_but_not_through_a_real_error
 def test_an_image_converged_after_a_late_error_is_kept_not_cleaned_away(tmp_path: Path) -> None:
     """create() records the image as a temporary until verified; if a transient error hits
     after that (e.g. while adding members), apply finds the image and converges it with
-    update(): from then on it is the real image, and the end of the run must leave it."""
+    converge(): from then on it is the real image, and the end of the run must leave it."""
     from stackferry.engine.model import Resource
     from stackferry.kinds.base import Context, Tenant
     from stackferry.kinds.image import Image, temporary_key
@@ -244,7 +244,7 @@ def test_an_image_converged_after_a_late_error_is_kept_not_cleaned_away(tmp_path
     ctx = Context(cast(Connection, ImageConn()), Tenant("t", "d", id="p"), temporaries=temporaries)
     params = {"visibility": "private", "data": None, "min_ram": 64}
     current = Resource("image", {"name": "x"}, {**params, "min_ram": 0}, {"id": "img-1"})
-    Image().update(ctx, Resource("image", {"name": "x"}, params), current, {"min_ram"})
+    Image().converge(ctx, Resource("image", {"name": "x"}, params), current, made_here=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(UNDO, "image_id", lambda conn, spec: deleted.append(spec["id"]))
         assert temporaries.clean() == []

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from stackferry.engine.apply import Executor
-from stackferry.engine.errors import StackferryError
 from stackferry.engine.journal import Journal
 from stackferry.engine.model import Resource, identity_key
-from stackferry.engine.plan import make_plan, read_destination
+from stackferry.engine.plan import Adoption, Owners, Step, make_plan, read_destination
 from stackferry.engine.registry import Registry
+from stackferry.errors import StackferryError
 from stackferry.kinds.base import Kind, RefSpec
 from tests.unit.fakes import Box, FakeCloud, Item, context
 
@@ -184,3 +184,116 @@ def test_a_volume_waits_for_its_image_only_when_the_plan_makes_that_image() -> N
     assert step.needs == [image.key] and step.action == "create"
     alone = make_plan(registry, registry.ordered, {"volume": [volume]}, {}, None)
     assert [(s.action, s.needs) for s in alone.steps] == [("create", [])]
+
+
+# --- what stackferry did not make ----------------------------------------------------------
+
+
+def _owners(**kw: object) -> Owners:
+    return Owners(**kw)  # type: ignore[arg-type]
+
+
+def _plan_with(cloud: FakeCloud, desired: list[Resource], owners: Owners) -> dict[str, Step]:
+    registry = Registry([Box(cloud), Item(cloud)])
+    ctx = context(cloud)
+    current = read_destination(registry, registry.ordered, ctx)
+    by_kind: dict[str, list[Resource]] = {}
+    for r in desired:
+        by_kind.setdefault(r.kind, []).append(r)
+    plan = make_plan(registry, registry.ordered, by_kind, current, None, owners)
+    return {s.resource.label: s for s in plan.steps}
+
+
+def test_what_stackferry_did_not_make_is_a_conflict_unless_the_journal_or_operator_owns_it() -> (
+    None
+):
+    cloud = FakeCloud()
+    cloud.add("box", {"name": "theirs"}, {"size": 1, "colour": "red"}, ours=False)
+    cloud.add("box", {"name": "same"}, {"size": 1, "colour": "red"}, ours=False)
+    cloud.add("box", {"name": "marked"}, {"size": 1, "colour": "red"})
+    desired = [box("theirs", colour="blue"), box("same"), box("marked", colour="blue")]
+
+    steps = _plan_with(cloud, desired, _owners())
+    assert steps["theirs"].action == "conflict"
+    assert "stackferry did not make it" in steps["theirs"].reason
+    assert "--adopt box:'theirs'" in steps["theirs"].reason
+    assert steps["same"].action == "unchanged"  # nothing to change: nothing taken over
+    assert steps["marked"].action == "update"  # our marker is on it
+
+    journal = {box("theirs").key}  # a run of this workdir started its create
+    assert _plan_with(cloud, desired, _owners(journal=journal))["theirs"].action == "update"
+    registry = Registry([Box(cloud), Item(cloud)])
+    adopt = Adoption.parse(registry, ["boxes:th*"])
+    assert _plan_with(cloud, desired, _owners(adopt=adopt))["theirs"].action == "update"
+    with pytest.raises(StackferryError, match="unknown kind"):
+        Adoption.parse(registry, ["crates"])
+
+
+def test_parts_of_a_parent_stackferry_did_not_make_are_neither_added_nor_pruned() -> None:
+    cloud = FakeCloud()
+    cloud.add("box", {"name": "theirs"}, {"size": 1, "colour": "red"}, ours=False)
+    cloud.add("item", {"box": "theirs", "name": "their-rule"}, {"box": {"name": "theirs"}})
+    desired = [box("theirs"), item("theirs", "wanted")]
+
+    steps = _plan_with(cloud, desired, _owners())
+    assert steps["theirs"].action == "conflict"
+    assert "1 to add, 1 the source lacks" in steps["theirs"].reason
+    assert steps["theirs/wanted"].action == "blocked"
+    assert "their-rule" not in " ".join(k for k, s in steps.items() if s.action == "delete")
+
+    adopted = _plan_with(cloud, desired, _owners(journal={box("theirs").key}))
+    assert adopted["theirs"].action == "unchanged"
+    assert adopted["theirs/wanted"].action == "create"
+    assert adopted["theirs/their-rule"].action == "delete"
+
+
+def test_apply_refuses_a_plan_with_problems_unless_partial(tmp_path: Path) -> None:
+    from stackferry.engine.run import PlanRefused, refuse_problems
+
+    cloud = FakeCloud()
+    cloud.add("box", {"name": "theirs"}, {"size": 1, "colour": "red"}, ours=False)
+    registry = Registry([Box(cloud), Item(cloud)])
+    current = read_destination(registry, registry.ordered, context(cloud))
+    desired = {"box": [box("theirs", colour="blue"), box("new")], "item": [item("ghost", "x")]}
+    plan = make_plan(registry, registry.ordered, desired, current, None)
+    with pytest.raises(PlanRefused, match="1 conflict, 1 blocked"):
+        refuse_problems(plan, partial=False)
+    refuse_problems(plan, partial=True)  # then apply does the rest and reports these
+
+
+def test_a_create_whose_answer_was_lost_is_converged_once_found(tmp_path: Path) -> None:
+    """The engine looks before trying again, and hands what it found to converge()."""
+    cloud = FakeCloud()
+    cloud.transient_once.add("flaky")
+    converged: list[bool] = []
+
+    class Watched(Box):
+        def converge(self, ctx, resource, current, made_here):
+            converged.append(made_here)
+            return super().converge(ctx, resource, current, made_here)
+
+    _, outcome, _ = run(tmp_path, cloud, [box("flaky")], box=Watched(cloud), item=Item(cloud))
+    assert outcome.state[box("flaky").key] == "done"
+    assert converged == [True] and len(cloud.of_kind("box")) == 1
+
+
+def test_temporaries_recorded_under_an_id_a_step_reported_done_are_kept(tmp_path: Path) -> None:
+    from stackferry.engine.temporaries import UNDO, Temporaries
+
+    journal = Journal(tmp_path / "journal.sqlite")
+    temporaries = Temporaries(journal, {"destination": object()})  # type: ignore[dict-item]
+    temporaries.record("image:a", "image a until verified", "image_id", {"id": "a"})
+    temporaries.record("image:b", "image b until verified", "image_id", {"id": "b"})
+    removed: list[str] = []
+    temporaries.release({"a"})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(UNDO, "image_id", lambda conn, spec: removed.append(spec["id"]))
+        temporaries.clean()
+    assert removed == ["b"]
+
+
+def test_only_and_skip_of_the_same_kind_is_refused() -> None:
+    from stackferry.kinds.catalog import registry
+
+    with pytest.raises(StackferryError, match="both --only and --skip"):
+        registry().select(["networks"], ["network"])

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from stackferry.engine.errors import StackferryError
+from stackferry.cloud.connection import error_text
+from stackferry.errors import StackferryError
 from stackferry.ops import image_stores as ops
 from stackferry.ops.image_stores import Decision, MoveOptions, Mover, Reply, decide
 
@@ -243,15 +244,16 @@ def test_differences_ignore_only_glances_own_bookkeeping() -> None:
     assert ops.differences(before, gone) == ["custom"]
 
 
-def test_glance_message_from_html_and_json() -> None:
+def test_error_text_from_html_and_json() -> None:
     page = (
         "<html>\n <head>\n  <title>403 Forbidden</title>\n </head>\n <body>\n  <h1>403 "
         "Forbidden</h1>\n  Image is already present at store &#x27;fs2&#x27;<br /><br />\n"
         "\n </body>\n</html>"
     )
-    assert ops.glance_message(page) == "Image is already present at store 'fs2'"
-    assert ops.glance_message('{"message": "nope"}') == "nope"
-    assert ops.glance_message("") == ""
+    assert error_text(page) == "Image is already present at store 'fs2'"
+    assert error_text('{"message": "nope"}') == "nope"
+    assert error_text('{"NeutronError": {"type": "X", "message": "in use"}}') == "in use"
+    assert error_text("") == ""
 
 
 # --- checks before anything is done ---

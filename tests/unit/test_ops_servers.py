@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from openstack import exceptions
 
 from stackferry.cli.main import cli
-from stackferry.engine.errors import StackferryError
+from stackferry.errors import StackferryError
 from stackferry.ops import servers as ops
 from stackferry.ops.servers import (
     Decision,

@@ -10,10 +10,10 @@ import yaml
 from click.testing import CliRunner
 
 from stackferry.cli.main import cli
-from stackferry.engine.errors import WorkdirError
 from stackferry.engine.mapping import Mapping
 from stackferry.engine.model import Resource
 from stackferry.engine.workdir import FORMAT, Workdir, published_schema
+from stackferry.errors import WorkdirError
 from stackferry.kinds.base import Tenant
 from stackferry.kinds.catalog import registry
 

@@ -13,3 +13,8 @@ class WorkdirError(StackferryError):
 
 class CloudError(StackferryError):
     """A cloud cannot be reached or refuses our credentials."""
+
+
+class LocalError(StackferryError):
+    """Something on this machine failed (a full disk, a read-only folder): named as local,
+    never retried as if the cloud had been briefly unable."""
