@@ -102,9 +102,9 @@ def harden(conn: Connection, policy: RetryPolicy = TRANSPORT) -> Connection:
 
     Requests safe to send twice - reads, token requests, and anything the cloud answered 429
     (not carried out) - are repeated here. Other writes are left to the operation above, which
-    looks before writing again; keystoneauth's own blind repetition of any request after a
-    connection error is switched off, since a POST whose answer was lost must not be sent
-    twice. Calling it again changes the policy."""
+    looks before writing again; keystoneauth's own blind repetition of any request (after a
+    connection error, or a 503 for glance) is switched off, since a POST whose answer was lost
+    must not be sent twice, nor an upload whose stream is spent. Calling it again changes the policy."""
     session = conn.session
     session._stackferry_policy = policy  # type: ignore[attr-defined]
     if getattr(session, "_stackferry_hardened", False):
@@ -113,6 +113,7 @@ def harden(conn: Connection, policy: RetryPolicy = TRANSPORT) -> Connection:
 
     def request(url: str, method: str, *args: Any, **kwargs: Any) -> Any:
         kwargs["connect_retries"] = 0
+        kwargs["status_code_retries"] = 0  # openstacksdk asks 5 for every image call, POSTs too
         safe = method.upper() in SAFE_METHODS or _is_token_request(url, method.upper())
         replayable = _replayable(kwargs)
         current: RetryPolicy = getattr(session, "_stackferry_policy", policy)

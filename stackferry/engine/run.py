@@ -311,7 +311,7 @@ def verify(
 
 
 def write_report(wd: Workdir, name: str, document: dict[str, Any], text: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     try:
         base = wd.reports / f"{name}-{stamp}"
         write_atomic(base.with_suffix(".json"), json.dumps(document, indent=2, default=str))

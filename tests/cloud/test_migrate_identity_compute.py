@@ -22,7 +22,7 @@ from keystoneauth1.identity import v3
 
 from devcloud.layout import DESTINATION, SOURCE, Cloud
 from devcloud.seed import connect
-from devcloud.tenants import unique_name
+from devcloud.tenants import create_tenant, purge_project_named, purge_tenant, unique_name
 from stackferry.cloud import sdk
 from tests.cloud.migration import Migration
 
@@ -201,7 +201,8 @@ def test_identity_and_compute_kinds_migrate_with_user_mapping(
         sdk.block_storage(c1).update_quota_set(src.project_id, **VOLUME_QUOTAS)
 
         # Destination: a private flavor of the same name and sizes, not shared with the tenant
-        # (e.g. left by a run that stopped): taken over, not duplicated.
+        # (e.g. left by a run whose journal was lost): found, never duplicated, and - since
+        # nothing says stackferry made it - changed only because the operator adopts it.
         stale = c2.compute.create_flavor(
             name=private,
             vcpus=2,
@@ -225,7 +226,9 @@ def test_identity_and_compute_kinds_migrate_with_user_mapping(
         mapping = tmp_path / "mapping.yaml"
         mapping.write_text(yaml.safe_dump({"users": {a.id: mapped}}))  # by source ID
 
-        first = migration.migrate("--mapping", str(mapping), *ONLY)
+        refused = migration.migrate("--mapping", str(mapping), *ONLY)
+        assert refused.exit_code == 2 and "1 conflict" in refused.output, refused.output
+        first = migration.migrate("--mapping", str(mapping), "--adopt", f"flavors:{private}", *ONLY)
         assert first.exit_code == 0, first.output
         verify = migration.last_report("verify")
         assert verify["equal"] is True, verify["differences"]
@@ -360,3 +363,39 @@ def test_identity_and_compute_kinds_migrate_with_user_mapping(
         delete_users_named(c2, [*users, src.user_name])
         for conn in (c1, c2):
             delete_flavors_named(conn, [private, public])
+
+
+def test_two_projects_sharing_a_user_need_one_run_each(
+    migration: Migration, destination: Connection, tmp_path: Path
+) -> None:
+    """The second project's plan finds the user (and its keypairs) the first one made, though
+    the user has no role on the second project in the destination yet: no 409, no rerun."""
+    src = migration.source
+    other = create_tenant(migration.clouds_yaml, SOURCE)
+    second = Migration(migration.clouds_yaml, other, tmp_path / "second")
+    try:
+        idn = sdk.identity(src.admin)
+        idn.assign_project_role_to_user(
+            other.project_id, src.user_id, idn.find_role("member", ignore_missing=False).id
+        )
+        for name in ("shared-a", "shared-b"):
+            src.admin.compute.create_keypair(
+                name=name, public_key=ssh_ed25519(), user_id=src.user_id
+            )
+        first = migration.migrate(*ONLY)
+        assert first.exit_code == 0, first.output
+        result = second.migrate(*ONLY)
+        assert result.exit_code == 0, result.output
+        steps = {
+            (s["kind"], s["identity"].get("name")): s["action"]
+            for s in second.last_report("apply")["steps"]
+        }
+        assert steps[("user", src.user_name)] == "unchanged"
+        assert steps[("keypair", "shared-a")] == steps[("keypair", "shared-b")] == "unchanged"
+        users = list(sdk.identity(destination).users(name=src.user_name, domain_id="default"))
+        assert len(users) == 1
+        keys = sorted(k.name for k in destination.compute.keypairs(user_id=users[0].id))
+        assert keys == ["shared-a", "shared-b"]
+    finally:
+        purge_project_named(migration.clouds_yaml, DESTINATION, other.project_name)
+        purge_tenant(other)

@@ -237,3 +237,16 @@ def test_api_message_is_the_clouds_words_after_the_status() -> None:
     assert api_message(ValueError("bad value")) == "ValueError: bad value"
     gave_up = RetriesExhausted("GET x", 3, 2.0, "HTTP 503")
     assert api_message(gave_up) == str(gave_up)
+
+
+def test_transport_switches_off_keystoneauths_own_status_retries(
+    server: tuple[str, Script],
+) -> None:
+    """openstacksdk asks keystoneauth to resend every glance call answered 503, POSTs and
+    uploads included: a second image, or a spent stream sent again."""
+    url, script = server
+    conn = _Conn()
+    harden(cast(Any, conn), FAST)
+    script.answers = [(503, {}), (201, {})]
+    reply = conn.session.post(f"{url}/v2/images", json={}, raise_exc=False, status_code_retries=5)
+    assert reply.status_code == 503 and script.seen == ["POST /v2/images"]
