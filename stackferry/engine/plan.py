@@ -111,7 +111,7 @@ class Owners:
     journal: set[str] = field(default_factory=set)
     adopt: Adoption = field(default_factory=Adoption)
     tenant_key: str | None = None
-    tenant_is_new: bool = False
+    tenant: Resource | None = None  # the tenant project as the destination has it, if it does
 
     def owns(self, kind: Kind, current: Resource) -> bool:
         if current.key in self.journal or self.adopt(current):
@@ -119,10 +119,8 @@ class Owners:
         said = kind.ownership(current)
         if said is Ownership.MARKED:
             return True
-        if said is Ownership.WITH_TENANT:
-            return self.tenant_is_new or (
-                self.tenant_key is not None and self.tenant_key in self.journal
-            )
+        if said is Ownership.WITH_TENANT:  # quotas, the default group: the project's own
+            return self.tenant is None or self.tenant.key in self.journal or self.adopt(self.tenant)
         return False
 
     def adopted(self, steps: Sequence[Step]) -> list[str]:

@@ -145,12 +145,10 @@ def plan(
         if tenant_kind
         else None
     )
-    owners = Owners(
-        Journal.owned_at(wd.journal_path),
-        adopt or Adoption(),
-        tenant_key,
-        tenant_is_new=ctx.tenant.id is None,
+    tenant_now = (
+        current.get(tenant_kind.name, {}).get(tenant_key) if tenant_kind and tenant_key else None
     )
+    owners = Owners(Journal.owned_at(wd.journal_path), adopt or Adoption(), tenant_key, tenant_now)
     the_plan = make_plan(registry, chosen, desired, current, tenant_key, owners)
     check(registry, the_plan, ctx)
     return Planned(the_plan, ctx, tenant, chosen, owners)

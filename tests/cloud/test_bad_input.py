@@ -368,10 +368,17 @@ def check(
         assert text in output, (text, result.output)
 
 
-def test_archive_read_only_and_full_are_named_as_local(
+def test_read_only_workdir_and_archive_and_a_full_disk_are_named_as_local(
     lab: Lab, exported: tuple[Tenant, Path], tmp_path: Path
 ) -> None:
     tenant, template = exported
+    with _filesystem(tmp_path, "8m") as mounted:
+        shutil.copytree(template, mounted / "workdir")
+        subprocess.run(["mount", "-o", "remount,ro", str(mounted)], check=True)
+        result = run_cli(lab.paths.clouds_yaml, *_apply(mounted / "workdir"))
+    check(result, 2, ("the workdir", "cannot be written", "Read-only file system"))
+    assert destination_listing(lab.paths.clouds_yaml, tenant.project_name) == []
+
     workdir = tmp_path / "workdir"
     shutil.copytree(template, workdir)
     with _filesystem(tmp_path, "1m", readonly=True) as readonly:

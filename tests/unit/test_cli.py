@@ -1,14 +1,23 @@
+"""The command line, without a cloud: rendering, error handling, options."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
 from click.testing import CliRunner
+from openstack import exceptions as sdk_exceptions
+from rich.console import Console
 
-from stackferry import __version__
+from stackferry.cli import render
+from stackferry.cli.common import explain, handles_errors
 from stackferry.cli.main import cli
-
-
-def test_version() -> None:
-    result = CliRunner().invoke(cli, ["--version"])
-    assert result.exit_code == 0
-    assert result.output.strip() == f"stackferry, version {__version__}"
-    assert __version__ == "0.1.0"
+from stackferry.cloud.retry import RetriesExhausted
+from stackferry.engine.apply import Outcome
+from stackferry.engine.model import Resource
+from stackferry.engine.plan import Plan, Step
+from stackferry.errors import WorkdirError
 
 
 def test_help_lists_lab_commands() -> None:
@@ -16,3 +25,77 @@ def test_help_lists_lab_commands() -> None:
     assert result.exit_code == 0
     for command in ("up", "down", "status"):
         assert f"  {command} " in result.output
+
+
+def _rendered(renderable: object) -> str:
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(renderable)
+    return out.getvalue()
+
+
+def test_text_from_clouds_is_never_read_as_markup() -> None:
+    """A name or an error from a cloud with brackets in it is shown as it is; the delete
+    action (which had no style) renders too."""
+    odd = Resource("security_group", {"name": "[/]web[red]"}, {})
+    rule = Resource("security_group_rule", {"security_group": "[bold]x"}, {})
+    plan = Plan(
+        [
+            Step(odd, "conflict", reason="exists [/] and stackferry did not make it"),
+            Step(rule, "delete", rule, reason="in the destination only"),
+        ],
+        tenant_exists=True,
+    )
+    text = _rendered(render.plan_table(plan))
+    assert "[/]web[red]" in text and "exists [/] and" in text and "delete" in text
+    outcome = Outcome({odd.key: "failed"}, {}, {odd.key: "HTTP 409: name [x] taken"})
+    assert "name [x] taken" in _rendered(render.outcome_table(plan, outcome))
+
+
+def test_errors_become_a_message_and_an_exit_code(tmp_path: Path) -> None:
+    assert explain(WorkdirError("bad file")) == ("bad file", 2)
+    message, code = explain(RetriesExhausted("GET x", 5, 3.0, "HTTP 503"))
+    assert code == 1 and "GET x" in message
+    forbidden = sdk_exceptions.ForbiddenException(message="no", details="Policy forbids it")
+    forbidden.status_code = 403
+    message, code = explain(forbidden)
+    assert code == 2 and "admin credentials" in message and "Policy forbids it" in message
+    message, code = explain(OSError(30, "Read-only file system", str(tmp_path)))
+    assert code == 2 and str(tmp_path) in message and "Read-only file system" in message
+    message, code = explain(ZeroDivisionError("boom"))
+    assert code == 1 and "bug in stackferry" in message and "--debug" in message
+
+
+def test_an_unexpected_error_has_no_traceback_unless_debugging(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    @handles_errors
+    def broken() -> None:
+        raise KeyError("surprise")
+
+    monkeypatch.delenv("STACKFERRY_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        broken()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "unexpected KeyError" in err and "Traceback" not in err
+    monkeypatch.setenv("STACKFERRY_DEBUG", "1")
+    with pytest.raises(KeyError):
+        broken()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["apply", "--dst", "c", "--parallel", "0"], "--parallel"),
+        (["apply", "--dst", "c", "--parallel", "-1"], "--parallel"),
+        (["export", "--src", "c", "--project", "p", "--include", "a["], "regular expression"),
+        (["apply", "--dst", "c", "--only", "networks", "--skip", "networks"], "both --only"),
+    ],
+)
+def test_options_are_checked_before_any_cloud_is_contacted(
+    args: list[str], says: str, tmp_path: Path
+) -> None:
+    (tmp_path / "stackferry.yaml").write_text("format: 1\ntenant: {name: t, domain: d}\n")
+    result = CliRunner().invoke(cli, [*args, "--workdir", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "Traceback" not in result.output
