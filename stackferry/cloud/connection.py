@@ -104,7 +104,8 @@ def harden(conn: Connection, policy: RetryPolicy = TRANSPORT) -> Connection:
     (not carried out) - are repeated here. Other writes are left to the operation above, which
     looks before writing again; keystoneauth's own blind repetition of any request (after a
     connection error, or a 503 for glance) is switched off, since a POST whose answer was lost
-    must not be sent twice, nor an upload whose stream is spent. Calling it again changes the policy."""
+    must not be sent twice, nor an upload whose stream is spent. Called again, it changes the
+    policy."""
     session = conn.session
     session._stackferry_policy = policy  # type: ignore[attr-defined]
     if getattr(session, "_stackferry_hardened", False):

@@ -11,7 +11,9 @@ at a call:
 - ``drop``: the connection is closed without an answer; the service never sees it;
 - ``lost``: the service carries it out, then the connection is closed: the answer is lost;
 - ``lost-502``: the service carries it out, and the client is told 502;
-- ``delay``: held ``delay`` seconds, then passed on.
+- ``delay``: held ``delay`` seconds, then passed on;
+- ``tamper`` (rules only, for uploads): one byte in the middle of the body flipped on its way
+  to the service, size unchanged - the corruption only a checksum can see.
 
 Bounded: no more than ``max_faults`` faults, none after ``lifetime`` seconds, and the proxies
 stop by themselves after ``hard_stop`` seconds even if a test forgets to stop them.
@@ -202,6 +204,13 @@ class FaultProxy:
                 self.wfile.write(body)
                 self.close_connection = True
 
+            def _flip(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+                for i, chunk in enumerate(chunks):
+                    if i == 1 and chunk:  # the second chunk: mid-stream, not the header
+                        middle = len(chunk) // 2
+                        chunk = chunk[:middle] + bytes([chunk[middle] ^ 0xFF]) + chunk[middle + 1 :]
+                    yield chunk
+
             def _forward(self) -> None:
                 fault = proxy._choose(self.command, self.path)
                 if fault in NOT_SEEN:
@@ -218,7 +227,9 @@ class FaultProxy:
                     time.sleep(proxy.delay)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 body: Any = self._body()
-                if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                if fault == "tamper":
+                    body = self._flip(body)
+                elif self.headers.get("Transfer-Encoding", "").lower() != "chunked":
                     body = b"".join(body) or None
                 reply = requests.request(
                     self.command,

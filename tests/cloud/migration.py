@@ -9,9 +9,12 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from devcloud.layout import DESTINATION, SOURCE
+from devcloud.layout import CLOUDS, DESTINATION, SOURCE
+from devcloud.seed import connect
 from devcloud.tenants import Tenant
 from stackferry.cli.main import cli
+from stackferry.cloud import sdk
+from stackferry.kinds.volume import TMP_PREFIX
 
 
 def run_cli(clouds_yaml: Path, *args: str) -> Result:
@@ -22,6 +25,26 @@ def run_cli(clouds_yaml: Path, *args: str) -> Result:
         env={"OS_CLIENT_CONFIG_FILE": str(clouds_yaml), "COLUMNS": "200"},
         catch_exceptions=False,
     )
+
+
+def leftovers(clouds_yaml: Path) -> list[str]:
+    """Every stackferry temporary image, volume or snapshot in either cloud."""
+    found = []
+    for cloud in CLOUDS:
+        admin = connect(clouds_yaml, cloud.name)
+        bs = sdk.block_storage(admin)
+        images = admin.image.get("/images", params={"visibility": "all"}).json()["images"]
+        names = [i["name"] or "" for i in images]
+        names += [v.name or "" for v in bs.volumes(all_projects=True)]
+        names += [s.name or "" for s in bs.snapshots(all_projects=True)]
+        found += [f"{cloud.name}:{n}" for n in names if n.startswith(TMP_PREFIX)]
+    return found
+
+
+def apply_argv(workdir: Path, *extra: str, src: str | None = None) -> list[str]:
+    """``stackferry apply`` of ``workdir`` into the lab's destination, quiet."""
+    source = ["--src", src] if src else []
+    return ["apply", *source, "--dst", DESTINATION.name, "--workdir", str(workdir), "-q", *extra]
 
 
 @dataclass
@@ -79,9 +102,7 @@ class Migration:
         return dict(json.loads(result.output))
 
     def apply(self, *extra: str) -> Result:
-        return self.cli(
-            "apply", "--dst", DESTINATION.name, "--workdir", str(self.workdir), "-q", *extra
-        )
+        return self.cli(*apply_argv(self.workdir, *extra))
 
     def verify(self, *extra: str) -> Result:
         return self.cli(

@@ -30,7 +30,7 @@ from devcloud.tenants import (
     write_member_clouds_yaml,
 )
 from stackferry.cloud import sdk
-from tests.cloud.migration import Migration, run_cli
+from tests.cloud.migration import Migration, apply_argv, run_cli
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGv9c7d2LQ4xnUPMk1tRBfWDEmW2mWLvWkG0nWc1Pw5d test"
 
@@ -116,8 +116,7 @@ def _edit(workdir: Path, kind_file: str, change: Callable[[dict[str, Any]], None
 
 
 def _apply(workdir: Path, *extra: str) -> list[str]:
-    return ["apply", "--src", SOURCE.name, "--dst", DESTINATION.name,
-            "--workdir", str(workdir), "-q", *extra]  # fmt: skip
+    return apply_argv(workdir, *extra, src=SOURCE.name)
 
 
 def _plan(workdir: Path, *extra: str) -> list[str]:

@@ -18,13 +18,12 @@ import yaml
 
 from devcloud.demo import seed_tenant
 from devcloud.lab import Lab
-from devcloud.layout import CLOUDS, DESTINATION, SOURCE
+from devcloud.layout import DESTINATION, SOURCE
 from devcloud.seed import connect
 from devcloud.tenants import Tenant, create_tenant, purge_tenant
 from stackferry.cloud import sdk
-from stackferry.kinds.volume import TMP_PREFIX
 from tests.cloud.faults import ALL_KINDS, FaultProxy, Rule
-from tests.cloud.migration import Migration, run_cli
+from tests.cloud.migration import Migration, leftovers, run_cli
 
 MIB = 1024 * 1024
 FAULTY = "c2-faulty"
@@ -87,19 +86,6 @@ def assert_no_duplicates(clouds: Path, project_name: str) -> dict[str, Counter[s
         twice = {name: n for name, n in counts.items() if n > 1}
         assert not twice, f"duplicate {kind}: {twice}"
     return names
-
-
-def leftovers(clouds: Path) -> list[str]:
-    found = []
-    for cloud in CLOUDS:
-        admin = connect(clouds, cloud.name)
-        bs = sdk.block_storage(admin)
-        images = admin.image.get("/images", params={"visibility": "all"}).json()["images"]
-        names = [i["name"] or "" for i in images]
-        names += [v.name or "" for v in bs.volumes(all_projects=True)]
-        names += [s.name or "" for s in bs.snapshots(all_projects=True)]
-        found += [f"{cloud.name}:{n}" for n in names if n.startswith(TMP_PREFIX)]
-    return found
 
 
 def _verify(migration: Migration) -> None:

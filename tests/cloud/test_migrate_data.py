@@ -26,8 +26,8 @@ from devcloud.seed import connect
 from devcloud.tenants import Tenant, create_tenant, purge_tenant
 from stackferry.cloud import sdk
 from stackferry.kinds.volume import TMP_PREFIX
-from tests.cloud.migration import Migration, run_cli
-from tests.cloud.tamper import TamperingProxy
+from tests.cloud.faults import FaultProxy, Rule
+from tests.cloud.migration import Migration, leftovers, run_cli
 
 STACKFERRY = [sys.executable, "-m", "stackferry.cli"]
 MIB = 1024 * 1024
@@ -57,19 +57,6 @@ def _volumes(admin: Connection, project_id: str) -> list[Any]:
 
 def _project_id(admin: Connection, name: str) -> str:
     return str(sdk.identity(admin).find_project(name, domain_id="default", ignore_missing=False).id)
-
-
-def _leftovers(clouds_yaml: Path) -> list[str]:
-    """Every stackferry temporary image, volume or snapshot in either cloud."""
-    found = []
-    for cloud in CLOUDS:
-        admin = connect(clouds_yaml, cloud.name)
-        bs = sdk.block_storage(admin)
-        names = [i["name"] or "" for i in _images_all(admin)]
-        names += [v.name or "" for v in bs.volumes(all_projects=True)]
-        names += [s.name or "" for s in bs.snapshots(all_projects=True)]
-        found += [f"{cloud.name}:{n}" for n in names if n.startswith(TMP_PREFIX)]
-    return found
 
 
 def _images_all(admin: Connection) -> list[dict[str, Any]]:
@@ -164,7 +151,7 @@ def test_images_and_volumes_migrate_with_bytes_members_and_archive(
         else:
             assert digest == _sha256(_volume_file(lab, 0, made[entry["name"]]))
 
-    assert _leftovers(lab.paths.clouds_yaml) == []
+    assert leftovers(lab.paths.clouds_yaml) == []
 
     again = migration.migrate("--mapping", str(mapping))
     assert again.exit_code == 0, again.output
@@ -260,7 +247,7 @@ def test_kill_during_image_and_volume_transfers_then_rerun(
     dst_project = _project_id(destination, source.project_name)
     assert [i["status"] for i in _images(destination, dst_project)] != ["active"]
     _apply_until(migration, volume_stream_running, "the volume was streaming")
-    assert _leftovers(lab.paths.clouds_yaml), "the kill should have left temporaries behind"
+    assert leftovers(lab.paths.clouds_yaml), "the kill should have left temporaries behind"
 
     result = migration.apply("--src", SOURCE.name)
     assert result.exit_code == 0, result.output
@@ -272,7 +259,7 @@ def test_kill_during_image_and_volume_transfers_then_rerun(
     assert _sha256(_volume_file(lab, 0, volume.id)) == _sha256(
         _volume_file(lab, 1, dst_volumes[0].id)
     )
-    assert _leftovers(lab.paths.clouds_yaml) == []
+    assert leftovers(lab.paths.clouds_yaml) == []
     assert migration.verify().exit_code == 0
 
 
@@ -284,18 +271,16 @@ def test_bytes_altered_in_flight_are_caught_and_nothing_is_kept(
         name="victim", data=os.urandom(6 * MIB), disk_format="raw", container_format="bare",
         wait=True,
     )  # fmt: skip
-    clouds = yaml.safe_load(lab.paths.clouds_yaml.read_text())
-    with TamperingProxy(DESTINATION.url("glance")) as proxy:
-        clouds["clouds"][DESTINATION.name]["image_endpoint_override"] = proxy.url
-        tampered_yaml = tmp_path / "clouds.yaml"
-        tampered_yaml.write_text(yaml.safe_dump(clouds))
+    tamper = Rule("PUT", r"^/v2/images/[^/]+/file$", "tamper")
+    with FaultProxy(DESTINATION, rules=[tamper]) as proxy:
+        tampered_yaml = proxy.clouds_yaml(lab.paths.clouds_yaml, tmp_path / "c.yaml", "c2-tamper")
         result = run_cli(
             tampered_yaml,
-            "migrate", "--src", SOURCE.name, "--dst", DESTINATION.name,
+            "migrate", "--src", SOURCE.name, "--dst", "c2-tamper",
             "--project", source.project_name, "--workdir", str(migration.workdir),
             "--only", "images", "-q",
         )  # fmt: skip
-    assert proxy.tampered >= 1
+    assert tamper.hits == 1
     assert result.exit_code == 1, result.output
     assert "altered in flight" in " ".join(result.output.split())
     destination = connect(lab.paths.clouds_yaml, DESTINATION.name)
@@ -349,4 +334,4 @@ def test_a_volume_in_use_is_read_through_a_temporary_snapshot(
     [copied] = _volumes(destination, _project_id(destination, source.project_name))
     assert copied.name == "busy"
     assert _sha256(_volume_file(lab, 0, volume.id)) == _sha256(_volume_file(lab, 1, copied.id))
-    assert _leftovers(lab.paths.clouds_yaml) == []
+    assert leftovers(lab.paths.clouds_yaml) == []
