@@ -79,7 +79,7 @@ def main() -> None:
     size = args.gib * 1024 * MIB
     lab = Lab()
     if not lab.is_healthy():
-        sys.exit("the lab is not up: run `stackferry lab up` first")
+        sys.exit("the lab is not up: run `python -m devcloud up` first")
     clouds_yaml = lab.paths.clouds_yaml
     tenant = create_tenant(clouds_yaml, SOURCE)
     try:

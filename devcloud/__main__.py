@@ -1,4 +1,4 @@
-"""``python -m devcloud up|down|status``: the same commands as ``stackferry lab``."""
+"""``python -m devcloud up|down|status|seed-demo``: the lab's own entry point."""
 
 from devcloud.cli import lab
 

@@ -1,4 +1,5 @@
-"""Command line for the lab, shared by ``python -m devcloud`` and ``stackferry lab``."""
+"""Command line for the lab: ``python -m devcloud up|down|status|seed-demo``. The lab is a test
+tool of this repository, not part of stackferry (whose package does not ship it)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ PLUGINS = HERE / "lab_plugins"
 # Services call "sudo <svc>-rootwrap CONF cmd" or "sudo privsep-helper"; the lab runs as root
 # and has no sudo, so this shim, first on the services' PATH, drops the wrapper and runs cmd.
 SUDO_SHIM = """#!/bin/sh
-# stackferry lab: services run as root; drop "sudo [-E] [*-rootwrap CONF]" and run the command
+# the lab: services run as root; drop "sudo [-E] [*-rootwrap CONF]" and run the command
 [ "$1" = "-E" ] && shift
 case "$1" in *-rootwrap|*-rootwrap-daemon) shift; shift;; esac
 exec "$@"

@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
-.venv/bin/stackferry lab up
+.venv/bin/python -m devcloud up
 export OS_CLIENT_CONFIG_FILE=$PWD/.lab/clouds.yaml
-.venv/bin/stackferry lab seed-demo
+.venv/bin/python -m devcloud seed-demo
 # The lab made project demo in c2 too, as an operator's provisioning would: stackferry changes
 # what it did not make (here the project's quotas) only when told to adopt it.
 .venv/bin/stackferry migrate --src c1 --dst c2 --project demo --domain lab \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every check, as CI runs it: lint, types, then unit tests and cloud tests on the two-cloud lab.
+# Every check, as CI runs it: lint, types, import layers, then unit and cloud tests on the lab.
 # Extra arguments go to pytest (e.g. scripts/test.sh tests/unit). The lab keeps running
 # afterwards for the next run, unless STACKFERRY_LAB_STOP=1.
 set -euo pipefail
@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache
 if [ "${STACKFERRY_LAB_STOP:-0}" = 1 ]; then
-  trap '.venv/bin/stackferry lab down' EXIT
+  trap '.venv/bin/python -m devcloud down' EXIT
 fi
-.venv/bin/stackferry lab up
+.venv/bin/python -m devcloud up
 set +e
 .venv/bin/pytest "$@"
 rc=$?

@@ -19,8 +19,8 @@ from rich.text import Text
 from stackferry.cli import render
 from stackferry.cli.common import handles_errors
 from stackferry.cloud.connection import CallCounter, connect
-from stackferry.engine.workdir import write_atomic
 from stackferry.errors import StackferryError
+from stackferry.files import write_atomic
 from stackferry.ops import image_stores as ops
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -27,14 +27,16 @@ from stackferry.cli.images import images
 from stackferry.cli.servers import hosts, servers
 from stackferry.cloud.connection import CallCounter, api_message, connect
 from stackferry.data.archive import Archive
+from stackferry.data.transfer import DataPlane
 from stackferry.engine import run
+from stackferry.engine.context import Tenant
 from stackferry.engine.journal import Journal
+from stackferry.engine.kind import Kind
 from stackferry.engine.mapping import Mapping
 from stackferry.engine.plan import Adoption
 from stackferry.engine.registry import Registry
 from stackferry.engine.workdir import Workdir, published_schema
 from stackferry.errors import CloudError
-from stackferry.kinds.base import DataPlane, Kind, Tenant
 from stackferry.kinds.catalog import registry as make_registry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -201,7 +203,7 @@ def _export(
     conn = connect(src, counter, "source")
     with on_cloud(src):
         wd = run.export(reg, conn, tenant, kinds, workdir, src)
-    tenant_kinds = {k.name for k in reg.ordered if getattr(k, "defines_tenant", False)}
+    tenant_kinds = {k.name for k in reg.ordered if k.defines_tenant}
     if include or exclude:
         _filter_names(wd, include, exclude, tenant_kinds)
         wd.save(reg, tenant, src, kinds)
@@ -238,7 +240,7 @@ def schema() -> None:
 def _plan(target: Target, counter: CallCounter) -> tuple[Registry, Workdir, run.Planned]:
     reg = make_registry()
     wd = _load(target.workdir, reg)
-    mapping = Mapping.load(target.mapping)
+    mapping = Mapping.load(target.mapping, reg)
     adopt = Adoption.parse(reg, [*target.adopt, *mapping.adopt])
     kinds = target.kinds(reg)
     conn = connect(target.dst, counter, "destination")
@@ -437,7 +439,8 @@ def _verify(target: Target, src: str | None, counter: CallCounter) -> bool:
             _, source = run.read_tenant(reg, connect(src, counter, "source"), wd.tenant, kinds)
     conn = connect(target.dst, counter, "destination")
     with on_cloud(target.dst):
-        result = run.verify(reg, source, Mapping.load(target.mapping), conn, wd.tenant, kinds)
+        mapping = Mapping.load(target.mapping, reg)
+        result = run.verify(reg, source, mapping, conn, wd.tenant, kinds)
     text = render.verification_text(result)
     document = {
         "equal": result.equal,
@@ -504,7 +507,7 @@ def migrate(
     failure or interruption; it continues where the last run stopped."""
     counter = CallCounter()
     target = Target(dst, workdir, mapping, only, skip, adopt)
-    Mapping.load(mapping)  # a broken mapping file is refused before anything is read
+    Mapping.load(mapping, make_registry())  # a broken mapping file: refused before reading
     make_registry().select(only, skip)  # so are contradicting --only/--skip
     _export(src, Tenant(project, domain), include, exclude, workdir, only, skip, counter)
     how = Run(parallel, dry_run, quiet, partial, archive)
@@ -516,19 +519,9 @@ def migrate(
     sys.exit(0 if ok else EXIT_FAILED)
 
 
-def _register_lab() -> None:
-    """``stackferry lab`` is the repository's two-cloud lab, present in a source checkout."""
-    try:
-        from devcloud.cli import lab
-    except ImportError:  # installed without the lab
-        return
-    cli.add_command(lab, name="lab")
-
-
 cli.add_command(images)
 cli.add_command(servers)
 cli.add_command(hosts)
-_register_lab()
 
 
 def main() -> None:

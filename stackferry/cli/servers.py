@@ -23,7 +23,7 @@ from rich.table import Table
 from stackferry.cli import render
 from stackferry.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, handles_errors
 from stackferry.cloud.connection import CallCounter, connect
-from stackferry.engine.workdir import write_atomic
+from stackferry.files import write_atomic
 from stackferry.ops.servers import (
     Goal,
     Outcome,

@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from stackferry.engine.workdir import write_atomic
 from stackferry.errors import LocalError
+from stackferry.files import write_atomic
 
 SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"

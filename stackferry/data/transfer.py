@@ -7,14 +7,29 @@ removed if the stream fails; a retried transfer starts it afresh.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from openstack.connection import Connection
 
+from stackferry.data.archive import Archive
+from stackferry.data.monitor import Monitor, SilentMonitor
 from stackferry.data.stream import Digests, Fingerprint, stream_image
 
-if TYPE_CHECKING:
-    from stackferry.kinds.base import DataPlane
+
+@dataclass
+class DataPlane:
+    """What kinds that move bytes need besides the destination: the source cloud to read
+    from, where to keep a second copy, and where to report progress."""
+
+    source: Connection | None = None
+    archive: Archive | None = None
+    monitor: Monitor = field(default_factory=SilentMonitor)
+
+    def source_conn(self) -> Connection:
+        if self.source is None:
+            raise LookupError("moving data needs the source cloud: give --src")
+        return self.source
 
 
 def transfer(

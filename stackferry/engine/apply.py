@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 
 from stackferry.cloud.connection import api_message
 from stackferry.cloud.retry import OPERATIONS, RetryPolicy
+from stackferry.engine.context import Context
 from stackferry.engine.journal import Journal
+from stackferry.engine.kind import Kind
 from stackferry.engine.model import Resource
 from stackferry.engine.plan import WRITES, Plan, Step
 from stackferry.engine.registry import Registry
-from stackferry.kinds.base import Context, Kind
 
 Progress = Callable[[Step, str], None]
 UNSUCCESSFUL = ("failed", "blocked")
@@ -50,13 +51,11 @@ class Executor:
         journal: Journal,
         parallel: int = 8,
         progress: Progress | None = None,
-        tenant_kind: str | None = None,
         policy: RetryPolicy = OPERATIONS,
     ) -> None:
         self.registry, self.ctx, self.journal = registry, ctx, journal
         self.parallel = max(1, parallel)
         self.progress = progress or (lambda step, state: None)
-        self.tenant_kind = tenant_kind
         self.policy = policy
 
     def run(self, plan: Plan) -> Outcome:
@@ -169,11 +168,11 @@ class Executor:
                 attempts.failed(exc)  # sleeps before the next try, or raises
                 current = self._look(kind, step.resource)
         self.ctx.ids.add(kind.name, new_id, step.resource.identity)
-        if kind.name == self.tenant_kind and step.resource.identity == {
-            "name": self.ctx.tenant.name,
-            "domain": self.ctx.tenant.domain,
-        }:
-            self.ctx.tenant.id = new_id
+        tenant = self.ctx.tenant
+        if kind.defines_tenant and step.resource.identity == kind.tenant_identity(
+            tenant.name, tenant.domain
+        ):
+            tenant.id = new_id
         return str(new_id)
 
     def _look(self, kind: Kind, resource: Resource) -> Resource | None:

@@ -1,18 +1,22 @@
 """The mapping file: what is named differently in the destination cloud.
 
+Its tables are the ones the kinds declare (``stackferry schema`` lists them); today:
+
     projects: {old-name: new-name}
     domains: {old-name: new-name}
-    users: {old-user-id-or-name: new-name}    # identity backend changed
+    users: {old-name-or-source-ID: new-name}   # identity backend changed
+    flavors: {old-name-or-source-ID: new-name}
     external_networks: {old-name: new-name}
     availability_zones: {old: new}
     volume_types: {old: new}
-    flavors: {old: new}
     adopt: [KIND, KIND:NAME-PATTERN, ...]     # like --adopt: destination resources that
                                               # stackferry did not make, to manage anyway
 
-Kinds say which of their names a category renames (``mapping_category`` for a kind's own
-name, ``mapped_values`` for plain params); identities' ``project`` and ``domain`` fields are
-renamed everywhere. The engine applies it to the workdir's resources before planning.
+A kind names the table that renames its own resources (``mapping_category``; a table's keys
+may be names or the resources' source IDs) and the tables that rename its plain values
+(fields' ``mapping``). An identity's field named like a kind ("domain", "project", "user")
+is renamed with that kind's table. The engine applies all of it to the workdir's resources
+before planning.
 """
 
 from __future__ import annotations
@@ -24,46 +28,44 @@ from typing import Any
 import jsonschema
 import yaml
 
+from stackferry.engine.context import Tenant
+from stackferry.engine.kind import get_ref, iter_ref_values, set_ref
 from stackferry.engine.model import Resource
 from stackferry.engine.registry import Registry
 from stackferry.errors import WorkdirError
-from stackferry.kinds.base import Tenant, get_ref, iter_ref_values, set_ref
 
-CATEGORIES = (
-    "projects",
-    "domains",
-    "users",
-    "external_networks",
-    "availability_zones",
-    "volume_types",
-    "flavors",
-)
-MAPPING_SCHEMA = {
-    "type": "object",
-    "properties": {
-        **{c: {"type": "object", "additionalProperties": {"type": "string"}} for c in CATEGORIES},
-        "adopt": {"type": "array", "items": {"type": "string", "minLength": 1}},
-    },
-    "additionalProperties": False,
-}
+
+def mapping_schema(registry: Registry) -> dict[str, Any]:
+    """The mapping file's JSON Schema, from the tables the kinds declare."""
+    table = {"type": "object", "additionalProperties": {"type": "string"}}
+    return {
+        "type": "object",
+        "properties": {
+            **{name: table for name in registry.mapping_tables()},
+            "adopt": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        },
+        "additionalProperties": False,
+    }
 
 
 class Mapping:
-    def __init__(self, tables: dict[str, Any] | None = None) -> None:
+    def __init__(self, registry: Registry, tables: dict[str, Any] | None = None) -> None:
+        self.registry = registry
         self.tables: dict[str, dict[str, str]] = {
-            c: dict((tables or {}).get(c, {})) for c in CATEGORIES
+            c: dict((tables or {}).get(c, {})) for c in registry.mapping_tables()
         }
         self.adopt: list[str] = list((tables or {}).get("adopt", []))
 
     @classmethod
-    def load(cls, path: Path | None) -> Mapping:
+    def load(cls, path: Path | None, registry: Registry) -> Mapping:
         if path is None:
-            return cls()
+            return cls(registry)
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise WorkdirError(f"mapping file {path}: {exc}") from None
-        errors = list(jsonschema.Draft202012Validator(MAPPING_SCHEMA).iter_errors(document))
+        validator = jsonschema.Draft202012Validator(mapping_schema(registry))
+        errors = list(validator.iter_errors(document))
         if errors:
             raise WorkdirError(
                 "\n".join(
@@ -72,7 +74,7 @@ class Mapping:
                     for e in errors
                 )
             )
-        return cls(document)
+        return cls(registry, document)
 
     def rename(self, category: str, value: Any, *aliases: str | None) -> Any:
         table = self.tables[category]
@@ -82,21 +84,24 @@ class Mapping:
         return value
 
     def tenant(self, tenant: Tenant) -> Tenant:
-        return Tenant(self.rename("projects", tenant.name), self.rename("domains", tenant.domain))
+        kind = self.registry.tenant_kind
+        if kind is None:
+            return tenant
+        identity = self._identity(kind.name, kind.tenant_identity(tenant.name, tenant.domain))
+        return kind.tenant_named(identity)
 
-    def apply(
-        self, registry: Registry, resources: dict[str, list[Resource]]
-    ) -> dict[str, list[Resource]]:
+    def apply(self, resources: dict[str, list[Resource]]) -> dict[str, list[Resource]]:
         """Renamed copies of the workdir's resources, as they should be in the destination."""
-        # A user may be mapped by its source ID: turn those keys into names first.
-        user_kind = next(
-            (k for k in registry.ordered if getattr(k, "mapping_category", None) == "users"), None
-        )
-        if user_kind:
-            for user in resources.get(user_kind.name, []):
-                new = self.tables["users"].get(str(user.facts.get("id")))
+        registry = self.registry
+        for kind_name, items in resources.items():
+            category = registry[kind_name].mapping_category
+            if category is None:
+                continue
+            table = self.tables[category]
+            for resource in items:  # a table may name a resource by its source ID
+                new = table.get(str(resource.facts.get("id")))
                 if new is not None:
-                    self.tables["users"].setdefault(user.identity["name"], new)
+                    table.setdefault(resource.identity["name"], new)
         out: dict[str, list[Resource]] = {}
         for kind_name, items in resources.items():
             kind = registry[kind_name]
@@ -104,50 +109,38 @@ class Mapping:
             for resource in items:
                 r = Resource(
                     kind_name,
-                    self._identity(kind_name, registry, copy.deepcopy(resource.identity)),
+                    self._identity(kind_name, copy.deepcopy(resource.identity)),
                     copy.deepcopy(resource.params),
                     dict(resource.facts),
                 )
-                category = getattr(kind, "mapping_category", None)
-                # Projects and domains are created under their new names; anything else mapped
-                # (users, flavors...) is one the destination already has: used, not managed.
-                if category not in (None, "projects", "domains") and r.identity.get(
-                    "name"
-                ) != resource.identity.get("name"):
+                renamed = r.identity.get("name") != resource.identity.get("name")
+                if renamed and kind.renamed_exists:
+                    # One the destination has already: used as it is, never managed.
                     r.facts["mapped_from"] = resource.identity.get("name")
                 for ref in kind.refs:
                     for container, key in list(iter_ref_values(r.params, ref.path)):
                         value = get_ref(container, key)
                         if isinstance(value, dict):
-                            set_ref(container, key, self._identity(ref.kind, registry, value))
-                for path, category in getattr(kind, "mapped_values", ()):
+                            set_ref(container, key, self._identity(ref.kind, value))
+                for path, category in kind.mapped_values:
                     for container, key in list(iter_ref_values(r.params, path)):
                         set_ref(container, key, self.rename(category, get_ref(container, key)))
                 mapped.append(r)
             out[kind_name] = mapped
         return out
 
-    def _identity(
-        self, kind_name: str, registry: Registry, identity: dict[str, Any]
-    ) -> dict[str, Any]:
-        category = (
-            getattr(registry[kind_name], "mapping_category", None)
-            if kind_name in registry
-            else None
-        )
+    def _identity(self, kind_name: str, identity: dict[str, Any]) -> dict[str, Any]:
+        """An identity renamed: its name by its kind's table, and each field named like a
+        kind by that kind's (recursively for references written as identities)."""
+        registry = self.registry
         for field, value in list(identity.items()):
+            target = kind_name if field == "name" else field
+            if target not in registry:
+                continue
             if isinstance(value, dict):
-                target = {
-                    "user": "user",
-                    "group": "group",
-                    "project": "project",
-                    "domain": "domain",
-                }.get(field, "")
-                identity[field] = self._identity(target, registry, value)
-            elif field == "domain":
-                identity[field] = self.rename("domains", value)
-            elif field == "project":
-                identity[field] = self.rename("projects", value)
-            elif field == "name" and category:
+                identity[field] = self._identity(target, value)
+                continue
+            category = registry[target].mapping_category
+            if category:
                 identity[field] = self.rename(category, value)
         return identity

@@ -23,10 +23,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackferry.engine.context import Context
+from stackferry.engine.kind import Kind, Ownership, get_ref, iter_ref_values
 from stackferry.engine.model import Resource, identity_key
 from stackferry.engine.registry import Registry
 from stackferry.errors import StackferryError
-from stackferry.kinds.base import Context, Kind, Ownership, get_ref, iter_ref_values
 
 ACTIONS = ("create", "update", "delete", "unchanged", "conflict", "blocked")
 WRITES = ("create", "update", "delete")
@@ -158,16 +159,16 @@ def read_destination(
         if unseen:
             found.update((r.key, r) for r in kind.find(ctx, unseen))
         current[kind.name] = found
-        if getattr(kind, "defines_tenant", False):
+        if kind.defines_tenant:
             ctx.tenant.id = ctx.ids.id(
-                kind.name, {"name": ctx.tenant.name, "domain": ctx.tenant.domain}
+                kind.name, kind.tenant_identity(ctx.tenant.name, ctx.tenant.domain)
             )
     return current
 
 
 def parent_key(kind: Kind, resource: Resource) -> str | None:
     """For a kind with ``prune_within``: the key of the resource that contains this one."""
-    path = getattr(kind, "prune_within", None)
+    path = kind.prune_within
     if not path:
         return None
     ref = next(r for r in kind.refs if r.path == path)
@@ -194,20 +195,18 @@ def make_plan(
     known = {key for by_key in current.values() for key in by_key}
     planned = {r.key for k in chosen for r in desired.get(k.name, [])}
     # Kinds that set the tenant's limits go first: nothing inside it may hit a default quota.
-    gates = [
-        r.key for k in chosen if getattr(k, "gates_tenant", False) for r in desired.get(k.name, [])
-    ]
+    gates = [r.key for k in chosen if k.gates_tenant for r in desired.get(k.name, [])]
     steps: list[Step] = []
     by_key: dict[str, Step] = {}
     for kind in chosen:
-        if getattr(kind, "lookup_only", False):
+        if kind.lookup_only:
             continue
         for resource in desired.get(kind.name, []):
             needs = references(kind, resource) + kind.extra_needs(resource)
             needs += [k for k in kind.soft_needs(resource) if k in planned]
             if kind.in_project and tenant_key and tenant_key != resource.key:
                 needs.append(tenant_key)
-            if kind.in_project and not getattr(kind, "gates_tenant", False):
+            if kind.in_project and not kind.gates_tenant:
                 needs.extend(gates)
             existing = current.get(kind.name, {}).get(resource.key)
             step = _step(kind, resource, existing, needs, known, planned, owners)
@@ -280,7 +279,7 @@ def _parts(
     """Parts of a parent (``prune_within``) follow it: inside a parent that is stackferry's,
     the destination's extra parts are deleted; inside one that is not, nothing is created or
     deleted, and the parent is a conflict when its parts differ."""
-    path = getattr(kind, "prune_within", None)
+    path = kind.prune_within
     if not path:
         return
     parent_kind = registry[next(r.kind for r in kind.refs if r.path == path)]

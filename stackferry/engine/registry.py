@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from stackferry.engine.context import Tenant
+from stackferry.engine.kind import Kind
+from stackferry.engine.model import identity_key
 from stackferry.errors import StackferryError
-from stackferry.kinds.base import Kind
 
 
 class Registry:
@@ -20,6 +22,23 @@ class Registry:
         return name in self._kinds
 
     @property
+    def tenant_kind(self) -> Kind | None:
+        """The kind whose resource is the tenant (the project), if this set has one."""
+        return next((k for k in self.ordered if k.defines_tenant), None)
+
+    def tenant_key(self, tenant: Tenant) -> str | None:
+        kind = self.tenant_kind
+        return (
+            identity_key(kind.name, kind.tenant_identity(tenant.name, tenant.domain))
+            if kind
+            else None
+        )
+
+    def mapping_tables(self) -> list[str]:
+        """Every table of the mapping file some kind uses."""
+        return sorted({t for k in self._kinds.values() for t in k.mapping_tables()})
+
+    @property
     def names(self) -> list[str]:
         return [k.name for k in self.ordered]
 
@@ -28,7 +47,7 @@ class Registry:
 
     def dependencies(self, kind: Kind) -> set[str]:
         """Declared dependencies, plus the tenant's kind for every kind living in the tenant."""
-        tenant_kinds = {k.name for k in self._kinds.values() if getattr(k, "defines_tenant", False)}
+        tenant_kinds = {k.name for k in self._kinds.values() if k.defines_tenant}
         extra = tenant_kinds - {kind.name} if kind.in_project else set()
         return (kind.depends_on() | extra) & self._kinds.keys()
 
@@ -69,7 +88,7 @@ class Registry:
         chosen = norm(only) if only else set(self._kinds)
         if only:
             for kind in self._kinds.values():
-                if getattr(kind, "defines_tenant", False):
+                if kind.defines_tenant:
                     chosen |= {kind.name} | self.dependencies(kind)
         chosen -= norm(skip)
-        return [k for k in self.ordered if k.name in chosen or getattr(k, "lookup_only", False)]
+        return [k for k in self.ordered if k.name in chosen or k.lookup_only]

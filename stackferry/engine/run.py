@@ -11,10 +11,13 @@ from typing import Any
 from openstack.connection import Connection
 
 from stackferry.cloud.connection import is_admin
+from stackferry.data.transfer import DataPlane
 from stackferry.engine.apply import Executor, Outcome, Progress
+from stackferry.engine.context import Context, Tenant
 from stackferry.engine.journal import Journal
+from stackferry.engine.kind import Kind
 from stackferry.engine.mapping import Mapping
-from stackferry.engine.model import Resource, identity_key
+from stackferry.engine.model import Resource
 from stackferry.engine.plan import (
     PROBLEMS,
     Adoption,
@@ -28,13 +31,9 @@ from stackferry.engine.plan import (
 )
 from stackferry.engine.registry import Registry
 from stackferry.engine.temporaries import Temporaries
-from stackferry.engine.workdir import Workdir, write_atomic
+from stackferry.engine.workdir import Workdir
 from stackferry.errors import StackferryError, WorkdirError
-from stackferry.kinds.base import Context, DataPlane, Kind, Tenant
-
-
-def _tenant_kind(registry: Registry) -> Kind | None:
-    return next((k for k in registry.ordered if getattr(k, "defines_tenant", False)), None)
+from stackferry.files import write_atomic
 
 
 def _reading_set(registry: Registry, chosen: list[Kind]) -> list[Kind]:
@@ -46,10 +45,10 @@ def _reading_set(registry: Registry, chosen: list[Kind]) -> list[Kind]:
         more = {d for n in wanted for d in registry.dependencies(registry[n])}
         grew = not more <= wanted
         wanted |= more
-    tenant = _tenant_kind(registry)
+    tenant = registry.tenant_kind
     if tenant:
         wanted |= {tenant.name} | registry.dependencies(tenant)
-    return [k for k in registry.ordered if k.name in wanted or getattr(k, "lookup_only", False)]
+    return [k for k in registry.ordered if k.name in wanted or k.lookup_only]
 
 
 def read_tenant(
@@ -58,7 +57,7 @@ def read_tenant(
     """Read the tenant's resources of ``kinds`` (and what they reference) from one cloud."""
     ctx = Context(conn, Tenant(tenant.name, tenant.domain), is_admin=is_admin(conn))
     found: dict[str, list[Resource]] = {}
-    tenant_kind = _tenant_kind(registry)
+    tenant_kind = registry.tenant_kind
     for kind in _reading_set(registry, kinds):
         if kind.in_project and ctx.tenant.id is None:
             found[kind.name] = []
@@ -71,7 +70,7 @@ def read_tenant(
                 f"that stackferry does not move; --skip {kind.plural} or --exclude it"
             ) from None
         if tenant_kind is not None and kind.name == tenant_kind.name:
-            ctx.tenant.id = ctx.ids.id(kind.name, {"name": tenant.name, "domain": tenant.domain})
+            ctx.tenant.id = ctx.ids.id(kind.name, kind.tenant_identity(tenant.name, tenant.domain))
     return ctx, found
 
 
@@ -102,9 +101,7 @@ def export(
             "in the source (or skip the kind):\n  " + "\n  ".join(duplicates)
         )
     wd = Workdir(workdir)
-    wd.resources = {
-        k.name: found.get(k.name, []) for k in kinds if not getattr(k, "lookup_only", False)
-    }
+    wd.resources = {k.name: found.get(k.name, []) for k in kinds if not k.lookup_only}
     wd.save(registry, tenant, cloud_label, kinds)
     return wd
 
@@ -128,23 +125,13 @@ def plan(
 ) -> Planned:
     assert wd.tenant is not None
     tenant = mapping.tenant(wd.tenant)
-    chosen = [k for k in kinds if k.name in wd.resources or getattr(k, "lookup_only", False)]
+    chosen = [k for k in kinds if k.name in wd.resources or k.lookup_only]
     desired = mapping.apply(
-        registry,
-        {
-            k.name: wd.resources.get(k.name, [])
-            for k in chosen
-            if not getattr(k, "lookup_only", False)
-        },
+        {k.name: wd.resources.get(k.name, []) for k in chosen if not k.lookup_only},
     )
     ctx = Context(conn, Tenant(tenant.name, tenant.domain), is_admin=is_admin(conn))
     current = read_destination(registry, _reading_set(registry, chosen), ctx, desired)
-    tenant_kind = _tenant_kind(registry)
-    tenant_key = (
-        identity_key(tenant_kind.name, {"name": tenant.name, "domain": tenant.domain})
-        if tenant_kind
-        else None
-    )
+    tenant_kind, tenant_key = registry.tenant_kind, registry.tenant_key(tenant)
     tenant_now = (
         current.get(tenant_kind.name, {}).get(tenant_key) if tenant_kind and tenant_key else None
     )
@@ -168,9 +155,12 @@ def check(registry: Registry, the_plan: Plan, ctx: Context) -> None:
 
 def moves_data(registry: Registry, step: Step) -> bool:
     """Will this step stream bytes from the source?"""
-    if not getattr(registry[step.resource.kind], "moves_data", False):
+    kind = registry[step.resource.kind]
+    if not kind.moves_data:
         return False
-    return step.action == "create" or (step.action == "update" and "data" in step.changes)
+    return step.action == "create" or (
+        step.action == "update" and bool(kind.data_params & set(step.changes))
+    )
 
 
 class PlanRefused(StackferryError):
@@ -208,12 +198,12 @@ def apply(
     journal.adopt(planned.owners.adopted(planned.plan.steps))
     movers = [s for s in planned.plan.steps if moves_data(registry, s)]
     if movers and planned.ctx.data.source is None:
+        kinds = sorted({registry[s.resource.kind].plural for s in movers})
         raise StackferryError(
             f"{len(movers)} resource(s) carry data ({movers[0].resource.kind} "
             f"{movers[0].resource.label}, ...): give the source cloud with --src, or leave "
-            "them out with --skip images --skip volumes"
+            f"them out with {' '.join(f'--skip {k}' for k in kinds)}"
         )
-    tenant_kind = _tenant_kind(registry)
     conns = {"destination": planned.ctx.conn}
     if planned.ctx.data.source is not None:
         conns["source"] = planned.ctx.data.source
@@ -224,7 +214,6 @@ def apply(
         journal,
         parallel,
         progress,
-        tenant_kind.name if tenant_kind else None,
     )
     return executor.run(planned.plan)
 
@@ -257,8 +246,8 @@ def verify(
     kinds: list[Kind],
 ) -> Verification:
     """Compare the source's resources (live or from the workdir) with the destination's."""
-    chosen = [k for k in kinds if not getattr(k, "lookup_only", False)]
-    desired = mapping.apply(registry, {k.name: source.get(k.name, []) for k in chosen})
+    chosen = [k for k in kinds if not k.lookup_only]
+    desired = mapping.apply({k.name: source.get(k.name, []) for k in chosen})
     target = mapping.tenant(tenant)
     _, found = read_tenant(registry, conn, target, chosen)
     differences: list[Difference] = []
@@ -278,7 +267,7 @@ def verify(
                 "source_id": want.id,
                 "destination_id": got.id,
             }
-            for fact in getattr(kind, "mapped_facts", ()):
+            for fact in kind.mapped_facts:
                 entry[fact] = {"source": want.facts.get(fact), "destination": got.facts.get(fact)}
             id_map.append(entry)
             if want.facts.get("mapped_from") is not None:

@@ -4,7 +4,9 @@ Each is written to the journal *before* it is made, with what is needed to undo 
 which cloud); at the end of every run (including the run after a kill) everything recorded
 and not yet undone is undone. Things whose ID is only known after the create call (images,
 volumes, snapshots) are recorded by a unique name and undone by that name. Undo steps are
-looked up by type here, so a later process can carry them out.
+registered by type (``@undoes``) by the module that makes such things - the engine's own
+temporary role here, a kind's temporaries in the kind - and looked up by type, so a later
+process can carry them out.
 """
 
 from __future__ import annotations
@@ -12,15 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from openstack import exceptions
 from openstack.connection import Connection
 
 from stackferry.cloud import sdk
-from stackferry.cloud.connection import rest
-from stackferry.cloud.retry import OPERATIONS, wait_until
+from stackferry.cloud.retry import OPERATIONS
 from stackferry.engine.journal import Journal
 
 Undo = Callable[[Connection, dict[str, Any]], None]
@@ -41,49 +41,6 @@ def _revoke_project_role(conn: Connection, spec: dict[str, Any]) -> None:
     sdk.identity(conn).unassign_project_role_from_user(
         spec["project_id"], spec["user_id"], spec["role_id"]
     )
-
-
-@undoes("image_named")
-def _delete_images_named(conn: Connection, spec: dict[str, Any]) -> None:
-    images = rest(
-        conn.image, "get", "/images", params={"name": spec["name"], "visibility": "all"}
-    ).json()["images"]
-    for image in images:
-        rest(conn.image, "delete", f"/images/{image['id']}")
-
-
-@undoes("image_id")
-def _delete_image(conn: Connection, spec: dict[str, Any]) -> None:
-    rest(conn.image, "delete", f"/images/{spec['id']}")
-
-
-def _settled(fetch: Callable[[], Any], busy: set[str], what: str) -> None:
-    """Wait while the thing is in a state it cannot be deleted in (gone is fine too)."""
-    with contextlib.suppress(exceptions.NotFoundException):
-        wait_until(fetch, lambda item: item.status not in busy, what, SETTLE_SECONDS)
-
-
-@undoes("snapshot_named")
-def _delete_snapshots_named(conn: Connection, spec: dict[str, Any]) -> None:
-    bs = sdk.block_storage(conn)
-    for snap in list(bs.snapshots(details=True, all_projects=True, name=spec["name"])):
-        snap_id = str(snap.id)
-        _settled(partial(bs.get_snapshot, snap_id), {"creating"}, f"snapshot {spec['name']}")
-        bs.delete_snapshot(snap_id, force=True)
-
-
-@undoes("volume_named")
-def _delete_volumes_named(conn: Connection, spec: dict[str, Any]) -> None:
-    bs = sdk.block_storage(conn)
-    for volume in list(bs.volumes(details=True, all_projects=True, name=spec["name"])):
-        volume_id = str(volume.id)
-        # A volume still being written (from an image) or read (to an image) cannot go yet.
-        _settled(
-            partial(bs.get_volume, volume_id),
-            {"creating", "downloading", "uploading"},
-            f"volume {spec['name']}",
-        )
-        bs.delete_volume(volume_id, force=True)
 
 
 class Temporaries:

@@ -26,11 +26,12 @@ from typing import Any
 import jsonschema
 import yaml
 
+from stackferry.engine.context import Tenant
 from stackferry.engine.formats import CHECKER
+from stackferry.engine.kind import Kind
 from stackferry.engine.model import Resource
 from stackferry.engine.registry import Registry
 from stackferry.errors import WorkdirError
-from stackferry.kinds.base import Kind, Tenant
 
 FORMAT = 1
 # Upgrades from an older format N to N+1, applied in order on load: {N: function(document)}.
@@ -95,11 +96,7 @@ def published_schema(registry: Registry) -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"stackferry workdir, format {FORMAT}",
         "manifest": MANIFEST_SCHEMA,
-        "kinds": {
-            k.plural: kind_file_schema(k)
-            for k in registry.ordered
-            if not getattr(k, "lookup_only", False)
-        },
+        "kinds": {k.plural: kind_file_schema(k) for k in registry.ordered if not k.lookup_only},
     }
 
 
@@ -194,7 +191,7 @@ class Workdir:
         ensure_folder(self.root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         for kind in kinds:
-            if getattr(kind, "lookup_only", False):
+            if kind.lookup_only:
                 continue
             items = [
                 {"identity": r.identity, "params": r.params, "facts": r.facts}
@@ -209,7 +206,7 @@ class Workdir:
             "tenant": {"name": tenant.name, "domain": tenant.domain},
             "exported_from": exported_from,
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "kinds": [k.name for k in kinds if not getattr(k, "lookup_only", False)],
+            "kinds": [k.name for k in kinds if not k.lookup_only],
         }
         write_atomic(self.manifest_path, _dump(manifest))
         self.tenant = tenant

@@ -1,8 +1,8 @@
 """Every resource kind stackferry knows. The engine takes this list
 and knows none of them by name."""
 
+from stackferry.engine.kind import Kind
 from stackferry.engine.registry import Registry
-from stackferry.kinds.base import Kind
 from stackferry.kinds.flavor import Flavor
 from stackferry.kinds.floating_ip import FloatingIP
 from stackferry.kinds.identity import Domain, Project

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
+from stackferry.engine.kind import Kind, RefSpec
 from stackferry.engine.model import Params, Resource, identity_key
-from stackferry.kinds.base import Context, Kind, RefSpec
 
 
 class Flavor(Kind):
@@ -45,7 +46,6 @@ class Flavor(Kind):
     # rxtx_factor too: nova has no call that changes it in place.
     immutable = frozenset({"vcpus", "ram", "disk", "ephemeral", "swap", "rxtx_factor", "is_public"})
     in_project = False
-    needs_admin = True
     mapping_category = "flavors"
 
     def read(self, ctx: Context) -> list[Resource]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackferry.engine.context import Context
 from stackferry.engine.formats import DESCRIPTION
+from stackferry.engine.kind import MARKER_TAG, Kind, RefSpec
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.base import MARKER_TAG, Context, Kind, RefSpec
 
 SOURCE_TAG = "stackferry-src:"
 

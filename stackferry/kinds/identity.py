@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stackferry.cloud import sdk
+from stackferry.engine.context import Context, Tenant
 from stackferry.engine.formats import KEYSTONE_NAME
+from stackferry.engine.kind import Kind, RefSpec
 from stackferry.engine.model import Resource, identity_key
-from stackferry.kinds.base import Context, Kind, RefSpec
 
 
 class Domain(Kind):
@@ -21,8 +24,8 @@ class Domain(Kind):
         "additionalProperties": False,
     }
     in_project = False
-    needs_admin = True
     mapping_category = "domains"
+    renamed_exists = False  # created under the new name when it is new
 
     def read(self, ctx: Context) -> list[Resource]:
         idn = sdk.identity(ctx.conn)
@@ -81,12 +84,18 @@ class Project(Kind):
     after = ("domain",)
     immutable = frozenset({"parent"})
     in_project = False
-    needs_admin = True
     defines_tenant = True
     mapping_category = "projects"
+    renamed_exists = False
 
     def extra_needs(self, resource: Resource) -> list[str]:
         return [identity_key("domain", {"name": resource.identity["domain"]})]
+
+    def tenant_identity(self, name: str, domain: str) -> dict[str, str]:
+        return {"name": name, "domain": domain}
+
+    def tenant_named(self, identity: dict[str, Any]) -> Tenant:
+        return Tenant(identity["name"], identity["domain"])
 
     def read(self, ctx: Context) -> list[Resource]:
         """The tenant project and its ancestors (parents must exist before their children)."""

@@ -19,15 +19,11 @@ from stackferry.cloud import sdk
 from stackferry.cloud.connection import rest
 from stackferry.data.stream import Fingerprint, TransferError, get_image
 from stackferry.data.transfer import transfer
+from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
+from stackferry.engine.kind import Kind, records, with_marker, without_marker
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.base import (
-    Context,
-    Kind,
-    records,
-    with_marker,
-    without_marker,
-)
+from stackferry.engine.temporaries import undoes
 
 # Fields glance manages or that name the image in one cloud only: never custom properties.
 CORE = frozenset(
@@ -91,6 +87,18 @@ def project_id_of(ctx: Context, identity: dict[str, str]) -> str:
     return str(cache[key])
 
 
+@undoes("image_id")
+def _delete_image(conn: Any, spec: dict[str, Any]) -> None:
+    rest(conn.image, "delete", f"/images/{spec['id']}")
+
+
+@undoes("image_named")
+def _delete_images_named(conn: Any, spec: dict[str, Any]) -> None:
+    """Temporary images whose ID is known only after their create (a volume's copies)."""
+    for image in list_images(conn, name=spec["name"], visibility="all"):
+        rest(conn.image, "delete", f"/images/{image['id']}")
+
+
 class Image(Kind):
     name = "image"
     plural = "images"
@@ -147,7 +155,7 @@ class Image(Kind):
     )
     mapped_facts = ("checksum",)
     moves_data = True
-    needs_admin = True
+    data_params = frozenset({"data"})  # other bytes: a new upload
 
     def check(self, ctx: Context, resource: Resource) -> list[str]:
         """Member projects must exist in the destination (under their mapped names)."""

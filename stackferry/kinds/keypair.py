@@ -7,9 +7,10 @@ is a conflict.
 
 from __future__ import annotations
 
+from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
+from stackferry.engine.kind import Kind, RefSpec
 from stackferry.engine.model import Resource
-from stackferry.kinds.base import Context, Kind, RefSpec
 
 
 class Keypair(Kind):
@@ -31,7 +32,6 @@ class Keypair(Kind):
     refs = (RefSpec("user", "user"),)
     immutable = frozenset({"user", "public_key", "type"})
     in_project = False
-    needs_admin = True
     mapped_facts = ("fingerprint",)
 
     def read(self, ctx: Context) -> list[Resource]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from stackferry.cloud import catalog
+from stackferry.engine.context import Context
 from stackferry.engine.formats import DESCRIPTION, NAME
+from stackferry.engine.kind import Kind, has_marker, with_marker, without_marker
 from stackferry.engine.model import Resource
-from stackferry.kinds.base import Context, Kind, has_marker, with_marker, without_marker
 
 PROVIDER_TYPES_KEPT = ("flat", "vlan")  # tunnel segmentation IDs are allocated, not migrated
 

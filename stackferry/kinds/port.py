@@ -12,17 +12,10 @@ import ipaddress
 import json
 from typing import Any
 
+from stackferry.engine.context import Context
 from stackferry.engine.formats import DESCRIPTION, NAME
+from stackferry.engine.kind import Kind, RefSpec, has_marker, records, with_marker, without_marker
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.base import (
-    Context,
-    Kind,
-    RefSpec,
-    has_marker,
-    records,
-    with_marker,
-    without_marker,
-)
 
 
 def _fixed_ip_key(ip: dict[str, Any]) -> tuple[str, str]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from stackferry.cloud import catalog, sdk
+from stackferry.engine.context import Context
+from stackferry.engine.kind import Kind, Ownership
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.base import Context, Kind, Ownership
 
 SERVICES = ("compute", "network", "block-storage")
 NOT_LIMITS = frozenset({"id", "project_id", "tenant_id"})
@@ -68,7 +69,6 @@ class Quota(Kind):
         "additionalProperties": {"type": "integer", "minimum": -1},
     }
     mapped_values = (("volume_types[].type", "volume_types"),)
-    needs_admin = True
     gates_tenant = True
 
     def read(self, ctx: Context) -> list[Resource]:

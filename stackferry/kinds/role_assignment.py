@@ -7,8 +7,9 @@ migrate groups), assignments inherited to subprojects and domain-scoped ones are
 from __future__ import annotations
 
 from stackferry.cloud import sdk
+from stackferry.engine.context import Context
+from stackferry.engine.kind import Kind, RefSpec
 from stackferry.engine.model import Resource
-from stackferry.kinds.base import Context, Kind, RefSpec
 from stackferry.kinds.user import tenant_user_assignments
 
 
@@ -19,7 +20,6 @@ class Role(Kind):
     name = "role"
     plural = "roles"
     in_project = False
-    needs_admin = True
     lookup_only = True
 
     def read(self, ctx: Context) -> list[Resource]:
@@ -54,7 +54,6 @@ class RoleAssignment(Kind):
     )
     immutable = frozenset({"user", "role", "project"})
     in_project = False
-    needs_admin = True
 
     def read(self, ctx: Context) -> list[Resource]:
         out = []

@@ -18,17 +18,10 @@ from typing import Any
 
 from openstack import exceptions
 
+from stackferry.engine.context import Context
 from stackferry.engine.formats import DESCRIPTION, NAME
+from stackferry.engine.kind import Kind, Ownership, RefSpec, has_marker, with_marker, without_marker
 from stackferry.engine.model import Resource
-from stackferry.kinds.base import (
-    Context,
-    Kind,
-    Ownership,
-    RefSpec,
-    has_marker,
-    with_marker,
-    without_marker,
-)
 
 DEFAULT_GROUP = "default"
 

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
+from stackferry.engine.kind import Kind
 from stackferry.engine.model import Resource
-from stackferry.kinds.base import Context, Kind
 
 
 class ServerGroup(Kind):

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackferry.engine.context import Context
 from stackferry.engine.formats import DESCRIPTION, NAME
+from stackferry.engine.kind import Kind, RefSpec, has_marker, with_marker, without_marker
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.base import (
-    Context,
-    Kind,
-    RefSpec,
-    has_marker,
-    with_marker,
-    without_marker,
-)
 
 UPDATABLE = (
     "name",

@@ -14,9 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from stackferry.cloud import sdk
+from stackferry.engine.context import Context
 from stackferry.engine.formats import KEYSTONE_NAME, USER_NAME
+from stackferry.engine.kind import Kind, RefSpec
 from stackferry.engine.model import Resource
-from stackferry.kinds.base import Context, Kind, RefSpec
 
 PASSWORD_FACT = "not migrated: set one or use federation"
 
@@ -71,7 +72,6 @@ class User(Kind):
     refs = (RefSpec("default_project", "project"),)
     after = ("domain",)
     in_project = False
-    needs_admin = True
     mapping_category = "users"
 
     def read(self, ctx: Context) -> list[Resource]:

@@ -16,13 +16,18 @@ with that name is complete, whatever happened to the run that made it.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
+
+from openstack import exceptions
+from openstack.connection import Connection
 
 from stackferry.cloud import catalog, sdk
 from stackferry.cloud.connection import rest
-from stackferry.cloud.retry import OPERATIONS
+from stackferry.cloud.retry import OPERATIONS, wait_until
 from stackferry.data.stream import Digests, Fingerprint, TransferError
 from stackferry.data.transfer import transfer
 from stackferry.data.volumes import (
@@ -33,9 +38,11 @@ from stackferry.data.volumes import (
     wait_snapshot,
     wait_volume,
 )
+from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
+from stackferry.engine.kind import MARKER_TAG, Kind
 from stackferry.engine.model import Resource, identity_key
-from stackferry.kinds.base import MARKER_TAG, Context, Kind
+from stackferry.engine.temporaries import undoes
 from stackferry.kinds.image import safe_name
 
 TMP_PREFIX = "stackferry-tmp-"
@@ -47,6 +54,38 @@ SETTLED = {"available", "in-use"}
 BUSY = {"uploading", "downloading", "creating", "attaching", "detaching", "backing-up"}
 # Cinder's own keys in a volume's image metadata that name the image in one cloud only.
 CLOUD_LOCAL_IMAGE_KEYS = frozenset({"image_id"})
+
+
+SETTLE_SECONDS = 300  # how long removing a temporary waits for it to leave a busy state
+
+
+def _settled(fetch: Callable[[], Any], busy: set[str], what: str) -> None:
+    """Wait while the thing is in a state it cannot be deleted in (gone is fine too)."""
+    with contextlib.suppress(exceptions.NotFoundException):
+        wait_until(fetch, lambda item: item.status not in busy, what, SETTLE_SECONDS)
+
+
+@undoes("snapshot_named")
+def _delete_snapshots_named(conn: Connection, spec: dict[str, Any]) -> None:
+    bs = sdk.block_storage(conn)
+    for snap in list(bs.snapshots(details=True, all_projects=True, name=spec["name"])):
+        snap_id = str(snap.id)
+        _settled(partial(bs.get_snapshot, snap_id), {"creating"}, f"snapshot {spec['name']}")
+        bs.delete_snapshot(snap_id, force=True)
+
+
+@undoes("volume_named")
+def _delete_volumes_named(conn: Connection, spec: dict[str, Any]) -> None:
+    bs = sdk.block_storage(conn)
+    for volume in list(bs.volumes(details=True, all_projects=True, name=spec["name"])):
+        volume_id = str(volume.id)
+        # A volume still being written (from an image) or read (to an image) cannot go yet.
+        _settled(
+            partial(bs.get_volume, volume_id),
+            {"creating", "downloading", "uploading"},
+            f"volume {spec['name']}",
+        )
+        bs.delete_volume(volume_id, force=True)
 
 
 class Volume(Kind):
@@ -75,7 +114,6 @@ class Volume(Kind):
     )
     after = ("image",)  # a volume's image metadata names its image: see soft_needs
     moves_data = True
-    needs_admin = True
 
     def read(self, ctx: Context) -> list[Resource]:
         bs = sdk.block_storage(ctx.conn)

@@ -11,8 +11,9 @@ from typing import Any
 
 from openstack import exceptions
 
+from stackferry.engine.context import Context, Tenant
+from stackferry.engine.kind import Kind, RefSpec
 from stackferry.engine.model import Resource
-from stackferry.kinds.base import Context, Kind, RefSpec, Tenant
 
 
 class FakeCloud:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,11 +23,14 @@ from stackferry.engine.plan import Plan, Step
 from stackferry.errors import WorkdirError
 
 
-def test_help_lists_lab_commands() -> None:
-    result = CliRunner().invoke(cli, ["lab", "--help"])
+def test_the_lab_is_its_own_command_not_stackferrys() -> None:
+    from devcloud.cli import lab
+
+    result = CliRunner().invoke(lab, ["--help"])
     assert result.exit_code == 0
-    for command in ("up", "down", "status"):
+    for command in ("up", "down", "status", "seed-demo"):
         assert f"  {command} " in result.output
+    assert "lab" not in cli.commands
 
 
 def _rendered(renderable: object) -> str:
@@ -99,3 +105,20 @@ def test_options_are_checked_before_any_cloud_is_contacted(
     result = CliRunner().invoke(cli, [*args, "--workdir", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert says in result.output and "Traceback" not in result.output
+
+
+def test_stackferry_runs_where_the_lab_cannot_be_imported(tmp_path: Path) -> None:
+    """The lab is a test tool of the repository: the product neither imports nor ships it."""
+    code = (
+        "import importlib.util, sys\n"
+        "assert importlib.util.find_spec('devcloud') is None, 'devcloud is importable'\n"
+        "from stackferry.cli.main import main\n"
+        "sys.argv = ['stackferry', '--help']\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "migrate" in done.stdout and "lab" not in done.stdout.split("Commands:")[1]

@@ -16,10 +16,9 @@ from openstack.connection import Connection
 from stackferry.data.archive import Archive
 from stackferry.data.monitor import SilentMonitor
 from stackferry.data.stream import CHUNK, Fingerprint, TransferError, stream_image
-from stackferry.data.transfer import transfer
+from stackferry.data.transfer import DataPlane, transfer
 from stackferry.engine.journal import Journal
 from stackferry.engine.temporaries import UNDO, Temporaries
-from stackferry.kinds.base import DataPlane
 
 
 class Response:
@@ -227,8 +226,8 @@ def test_an_image_converged_after_a_late_error_is_kept_not_cleaned_away(tmp_path
     """create() records the image as a temporary until verified; if a transient error hits
     after that (e.g. while adding members), apply finds the image and converges it with
     converge(): from then on it is the real image, and the end of the run must leave it."""
+    from stackferry.engine.context import Context, Tenant
     from stackferry.engine.model import Resource
-    from stackferry.kinds.base import Context, Tenant
     from stackferry.kinds.image import Image, temporary_key
 
     class Patches:

@@ -9,11 +9,11 @@ import pytest
 
 from stackferry.engine.apply import Executor
 from stackferry.engine.journal import Journal
+from stackferry.engine.kind import Kind, RefSpec
 from stackferry.engine.model import Resource, identity_key
 from stackferry.engine.plan import Adoption, Owners, Step, make_plan, read_destination
 from stackferry.engine.registry import Registry
 from stackferry.errors import StackferryError
-from stackferry.kinds.base import Kind, RefSpec
 from tests.unit.fakes import Box, FakeCloud, Item, context
 
 

@@ -10,11 +10,11 @@ import yaml
 from click.testing import CliRunner
 
 from stackferry.cli.main import cli
+from stackferry.engine.context import Tenant
 from stackferry.engine.mapping import Mapping
 from stackferry.engine.model import Resource
 from stackferry.engine.workdir import FORMAT, Workdir, published_schema
 from stackferry.errors import WorkdirError
-from stackferry.kinds.base import Tenant
 from stackferry.kinds.catalog import registry
 
 
@@ -125,12 +125,12 @@ def test_mapping_renames_tenant_users_and_external_networks(tmp_path: Path) -> N
             }
         )
     )
-    mapping = Mapping.load(path)
+    mapping = Mapping.load(path, reg)
     assert mapping.tenant(Tenant("demo", "lab")) == Tenant("demo2", "prod")
     project = Resource(
         "project", {"name": "demo", "domain": "lab"}, {"parent": {"name": "root", "domain": "lab"}}
     )
-    mapped = mapping.apply(reg, {"project": [project]})["project"][0]
+    mapped = mapping.apply({"project": [project]})["project"][0]
     assert mapped.identity == {"name": "demo2", "domain": "prod"}
     assert mapped.params["parent"] == {"name": "root", "domain": "prod"}
     assert project.identity == {"name": "demo", "domain": "lab"}  # the workdir is untouched
@@ -140,4 +140,4 @@ def test_mapping_file_errors_are_clear(tmp_path: Path) -> None:
     path = tmp_path / "mapping.yaml"
     path.write_text(yaml.safe_dump({"project": {"a": "b"}}))
     with pytest.raises(WorkdirError, match="'project' was unexpected"):
-        Mapping.load(path)
+        Mapping.load(path, registry())

@@ -1,0 +1,128 @@
+"""What the engine hands a kind: one cloud, the tenant in it, the IDs read so far, and - for
+kinds that move bytes - the data plane. Kinds receive a Context; they never build one."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from openstack.connection import Connection
+
+from stackferry.cloud import sdk
+from stackferry.cloud.connection import scoped
+from stackferry.data.transfer import DataPlane
+from stackferry.engine.model import identity_key
+from stackferry.engine.temporaries import Temporaries
+
+
+@dataclass
+class Tenant:
+    """The project being migrated, as named in one cloud, with its ID there once known."""
+
+    name: str
+    domain: str
+    id: str | None = None
+    domain_id: str | None = None
+
+
+class IdIndex:
+    """Two-way map between cloud IDs and portable identities, per kind, for one cloud."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[tuple[str, str], dict[str, Any]] = {}
+        self._by_key: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, cloud_id: str, identity: dict[str, Any]) -> None:
+        with self._lock:
+            self._by_id[(kind, cloud_id)] = identity
+            self._by_key[identity_key(kind, identity)] = cloud_id
+
+    def identity(self, kind: str, cloud_id: str) -> dict[str, Any] | None:
+        return self._by_id.get((kind, cloud_id))
+
+    def id(self, kind: str, identity: dict[str, Any]) -> str | None:
+        return self._by_key.get(identity_key(kind, identity))
+
+    def of_kind(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        """(ID, identity) of every resource of ``kind`` read or created so far."""
+        with self._lock:
+            return [(i, ident) for (k, i), ident in self._by_id.items() if k == kind]
+
+
+@dataclass
+class Context:
+    """One cloud as a kind sees it: a connection, the tenant, and the ID index so far."""
+
+    conn: Connection
+    tenant: Tenant
+    ids: IdIndex = field(default_factory=IdIndex)
+    is_admin: bool = False
+    project_conns: dict[str, Connection] = field(default_factory=dict)
+    temporaries: Temporaries | None = None
+    connection_hook: Callable[[Connection], None] | None = None  # e.g. to count its calls
+    data: DataPlane = field(default_factory=DataPlane)
+    cache: dict[str, Any] = field(default_factory=dict)  # per-run lookups kinds share
+    _project_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def project_conn(self) -> Connection:
+        """A connection scoped to the tenant project, for APIs that take the project from the
+        token (nova server groups, for instance). An admin without a role there is given the
+        member role for the rest of the run: recorded first, taken away at the end."""
+        pid = self.project_id
+        with self._project_lock:
+            if pid not in self.project_conns:
+                try:
+                    conn = scoped(self.conn, pid)
+                except Exception:
+                    if self.temporaries is None or not self.is_admin:
+                        raise PermissionError(
+                            f"this needs a token scoped to project {self.tenant.name} "
+                            f"({pid}): give your user a role there, or use admin "
+                            "credentials"
+                        ) from None
+                    conn = self._grant_member_and_scope(pid)
+                if self.connection_hook:
+                    self.connection_hook(conn)
+                self.project_conns[pid] = conn
+            return self.project_conns[pid]
+
+    def _grant_member_and_scope(self, pid: str) -> Connection:
+        assert self.temporaries is not None
+        idn = sdk.identity(self.conn)
+        user_id = str(self.conn.current_user_id)
+        role = idn.find_role("member", ignore_missing=False)
+        self.temporaries.record(
+            f"project_role:{pid}:{user_id}:{role.id}",
+            f"member role of stackferry's user on project {self.tenant.name}",
+            "project_role",
+            {"project_id": pid, "user_id": user_id, "role_id": role.id},
+        )
+        idn.assign_project_role_to_user(pid, user_id, role.id)
+        return scoped(self.conn, pid)
+
+    def ref(self, kind: str, cloud_id: str | None) -> dict[str, Any] | None:
+        """The identity for an ID read from this cloud (None stays None)."""
+        if cloud_id is None:
+            return None
+        identity = self.ids.identity(kind, cloud_id)
+        if identity is None:
+            raise LookupError(f"{kind} {cloud_id} is referenced but was not read")
+        return identity
+
+    def resolve(self, kind: str, identity: dict[str, Any] | None) -> str | None:
+        """The ID in this cloud of a referenced resource (None stays None)."""
+        if identity is None:
+            return None
+        cloud_id = self.ids.id(kind, identity)
+        if cloud_id is None:
+            raise LookupError(f"{identity_key(kind, identity)} does not exist here")
+        return cloud_id
+
+    @property
+    def project_id(self) -> str:
+        if self.tenant.id is None:
+            raise LookupError(f"project {self.tenant.name} does not exist here yet")
+        return self.tenant.id
