@@ -29,6 +29,7 @@ from stackferry.cloud.connection import CallCounter, api_message, connect
 from stackferry.data.archive import Archive
 from stackferry.data.transfer import DataPlane
 from stackferry.engine import run
+from stackferry.engine.apply import State
 from stackferry.engine.context import Tenant
 from stackferry.engine.journal import Journal
 from stackferry.engine.kind import Kind
@@ -201,8 +202,11 @@ def _export(
     reg = make_registry()
     kinds = reg.select(only, skip)
     conn = connect(src, counter, "source")
+    notes: list[str] = []
     with on_cloud(src):
-        wd = run.export(reg, conn, tenant, kinds, workdir, src)
+        wd = run.export(reg, conn, tenant, kinds, workdir, src, notes)
+    for note in notes:
+        render.warn(note)
     tenant_kinds = {k.name for k in reg.ordered if k.defines_tenant}
     if include or exclude:
         _filter_names(wd, include, exclude, tenant_kinds)
@@ -230,6 +234,16 @@ def validate(workdir: Path) -> None:
     render.say(f"{workdir}: valid ({total} resources)")
 
 
+@cli.command(name="kinds")
+@handles_errors
+def list_kinds() -> None:
+    """List the kinds stackferry moves, in the order it applies them, with what each
+    references and what cannot change in place."""
+    reg = make_registry()
+    table = render.kinds_table(reg)
+    render.console.print(table)
+
+
 @cli.command()
 @handles_errors
 def schema() -> None:
@@ -245,7 +259,9 @@ def _plan(target: Target, counter: CallCounter) -> tuple[Registry, Workdir, run.
     kinds = target.kinds(reg)
     conn = connect(target.dst, counter, "destination")
     with on_cloud(target.dst):
-        planned = run.plan(reg, wd, conn, kinds, mapping, adopt)
+        planned = run.plan(reg, wd, conn, kinds, mapping, adopt, target.dst)
+    for note in planned.ctx.notes:
+        render.warn(note)
     return reg, wd, planned
 
 
@@ -342,7 +358,7 @@ def _apply(target: Target, how: Run, counter: CallCounter, src: str | None = Non
     states = [outcome.state.get(s.key) for s in planned.plan.steps]
     summary = ", ".join(
         f"{states.count(x)} {x}"
-        for x in ("done", "unchanged", "failed", "blocked", "conflict")
+        for x in (State.DONE, State.UNCHANGED, State.FAILED, State.BLOCKED, State.CONFLICT)
         if states.count(x)
     )
     writes = counter.writes("destination")

@@ -30,6 +30,7 @@ from rich.text import Text
 from stackferry.cloud.connection import CallCounter
 from stackferry.engine.apply import Outcome
 from stackferry.engine.plan import WRITES, Plan, Step
+from stackferry.engine.registry import Registry
 from stackferry.engine.run import Verification
 
 console = Console(soft_wrap=True)
@@ -37,6 +38,7 @@ err_console = Console(stderr=True, soft_wrap=True)
 ACTION_STYLE = {
     "create": "green",
     "update": "yellow",
+    "replace": "magenta",
     "delete": "magenta",
     "unchanged": "dim",
     "conflict": "red",
@@ -150,6 +152,20 @@ def verification_text(result: Verification) -> str:
             f"{entry['source_id']} -> {entry['destination_id']}{extra}"
         )
     return "\n".join(lines) + "\n"
+
+
+def kinds_table(registry: Registry) -> Table:
+    table = Table(title="kinds, in the order apply makes them")
+    for column in ("kind", "what", "references", "cannot change in place"):
+        table.add_column(column, overflow="fold")
+    for kind in registry.ordered:
+        refs = sorted({r.kind for r in kind.refs} | set(kind.after))
+        frozen = sorted(kind.immutable)
+        replace = sorted(kind.replaceable)
+        note = ", ".join(frozen) + (f" (replaced: {', '.join(replace)})" if replace else "")
+        what = kind.description + (" [looked up, never made]" if kind.lookup_only else "")
+        table.add_row(Text(kind.plural), Text(what), Text(", ".join(refs)), Text(note))
+    return table
 
 
 def calls_table(counter: CallCounter) -> Table:

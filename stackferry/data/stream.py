@@ -20,6 +20,7 @@ from typing import Any
 from openstack.connection import Connection
 
 from stackferry.cloud.connection import rest
+from stackferry.cloud.glance import Glance
 from stackferry.data.archive import ArchiveWriter
 from stackferry.data.monitor import Meter
 
@@ -140,11 +141,6 @@ def _read_ahead(chunks: Iterator[bytes], on_chunk: Callable[[bytes], None]) -> I
         reader.join(timeout=5)
 
 
-def get_image(conn: Connection, image_id: str) -> dict[str, Any]:
-    document: dict[str, Any] = rest(conn.image, "get", f"/images/{image_id}").json()
-    return document
-
-
 def stream_image(
     source: Connection,
     source_id: str,
@@ -187,7 +183,7 @@ def stream_image(
             + ", ".join(problems)
             + "): the source image changed since export or its store is damaged"
         )
-    landed = Fingerprint.of(get_image(destination, destination_id))
+    landed = Fingerprint.of(Glance(destination).get(destination_id))
     # What we read (size, md5) and what the source recorded beyond it (its os_hash).
     source_hash = Fingerprint(None, None, expected.os_hash_algo, expected.os_hash_value)
     problems = read.mismatches(landed) + source_hash.mismatches(landed)

@@ -14,8 +14,8 @@ from openstack.connection import Connection
 
 from stackferry.cloud import sdk
 from stackferry.cloud.connection import rest
+from stackferry.cloud.glance import Glance
 from stackferry.cloud.retry import TransientError, wait_until
-from stackferry.data.stream import get_image
 
 GIB = 1024**3
 
@@ -48,7 +48,7 @@ def wait_image_active(conn: Connection, image_id: str, what: str, timeout: float
     the upload fails on its side: that is retried, as a transient failure."""
     try:
         image: dict[str, Any] = wait_until(
-            lambda: get_image(conn, image_id),
+            lambda: Glance(conn).get(image_id),
             lambda i: i.get("status") == "active",
             what,
             timeout,

@@ -14,29 +14,48 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from stackferry.cloud.connection import api_message
-from stackferry.cloud.retry import OPERATIONS, RetryPolicy
+from stackferry.cloud.retry import OPERATIONS, RetryPolicy, wait_until
 from stackferry.engine.context import Context
 from stackferry.engine.journal import Journal
 from stackferry.engine.kind import Kind
 from stackferry.engine.model import Resource
-from stackferry.engine.plan import WRITES, Plan, Step
+from stackferry.engine.plan import WRITES, Action, Plan, Step
 from stackferry.engine.registry import Registry
 
-Progress = Callable[[Step, str], None]
-UNSUCCESSFUL = ("failed", "blocked")
+
+class State(StrEnum):
+    """How a step of the plan ended (``running`` while it runs)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    UNCHANGED = "unchanged"
+    CONFLICT = "conflict"
+
+
+class Gate(StrEnum):
+    GO = "go"  # everything it needs exists
+    WAIT = "wait"  # something it needs is still pending or running
+    BLOCKED = "blocked"  # something it needs did not succeed
+
+
+Progress = Callable[[Step, State], None]
+UNSUCCESSFUL = (State.FAILED, State.BLOCKED)
 
 
 @dataclass
 class Outcome:
-    state: dict[str, str] = field(default_factory=dict)  # key -> done/failed/blocked/...
+    state: dict[str, State] = field(default_factory=dict)
     destination_id: dict[str, str] = field(default_factory=dict)
     error: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
-        return any(s in ("failed", "blocked", "conflict") for s in self.state.values())
+        return any(s in (*UNSUCCESSFUL, State.CONFLICT) for s in self.state.values())
 
 
 class Vanished(Exception):
@@ -75,8 +94,8 @@ class Executor:
             if step.action in WRITES:
                 pending[step.key] = step
             else:
-                state = {"unchanged": "unchanged", "conflict": "conflict"}.get(
-                    step.action, "blocked"
+                state = {Action.UNCHANGED: State.UNCHANGED, Action.CONFLICT: State.CONFLICT}.get(
+                    step.action, State.BLOCKED
                 )
                 self._settle(
                     outcome,
@@ -90,15 +109,15 @@ class Executor:
             while pending or running:
                 for key, step in list(pending.items()):
                     gate = self._gate(step, outcome, pending, running)
-                    if gate == "wait":
+                    if gate is Gate.WAIT:
                         continue
                     del pending[key]
-                    if gate == "blocked":
+                    if gate is Gate.BLOCKED:
                         bad = [k for k in step.needs if outcome.state.get(k) in UNSUCCESSFUL]
                         self._settle(
                             outcome,
                             step,
-                            "blocked",
+                            State.BLOCKED,
                             None,
                             "depends on " + ", ".join(bad) + ", which did not succeed",
                         )
@@ -106,12 +125,12 @@ class Executor:
                     self.journal.step_started(
                         step.key, step.resource.kind, step.action, step.resource.id
                     )
-                    self.progress(step, "running")
+                    self.progress(step, State.RUNNING)
                     running[pool.submit(self._perform, step)] = step
                 if not running:
                     if pending:  # nothing runs and nothing can start: a dependency cycle
                         for step in pending.values():
-                            self._settle(outcome, step, "blocked", None, "dependency cycle")
+                            self._settle(outcome, step, State.BLOCKED, None, "dependency cycle")
                         pending.clear()
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -120,9 +139,9 @@ class Executor:
                     try:
                         destination_id = future.result()
                     except Exception as exc:
-                        self._settle(outcome, step, "failed", None, api_message(exc))
+                        self._settle(outcome, step, State.FAILED, None, api_message(exc))
                     else:
-                        self._settle(outcome, step, "done", destination_id, None)
+                        self._settle(outcome, step, State.DONE, destination_id, None)
 
     def _gate(
         self,
@@ -130,16 +149,17 @@ class Executor:
         outcome: Outcome,
         pending: dict[str, Step],
         running: dict[Future[str], Step],
-    ) -> str:
+    ) -> Gate:
         """A resource in conflict exists (only its fields differ): what needs it can go."""
         in_flight = {s.key for s in running.values()}
         for key in step.needs:
             state = outcome.state.get(key)
-            if state in UNSUCCESSFUL or (state == "conflict" and key not in outcome.destination_id):
-                return "blocked"
+            conflict = state == State.CONFLICT and key not in outcome.destination_id
+            if state in UNSUCCESSFUL or conflict:
+                return Gate.BLOCKED
             if key in pending or key in in_flight:
-                return "wait"
-        return "go"
+                return Gate.WAIT
+        return Gate.GO
 
     def _perform(self, step: Step) -> str:
         """One step, tried again while it fails in a transient way; before each new try the
@@ -149,12 +169,20 @@ class Executor:
         current, made_here = step.current, False
         while True:
             try:
-                if step.action == "delete":
+                if step.action == Action.DELETE:
                     if current is not None:
                         kind.delete(self.ctx, current)
                     return str(step.resource.id)
+                # A replace, or what this step made and left unfinished in a field that
+                # cannot change in place (an upload cut short): made again.
+                replacing = step.action == Action.REPLACE or made_here
+                if current is not None and replacing and self._stale(kind, step.resource, current):
+                    kind.delete(self.ctx, current)
+                    current = None
+                if current is not None and not kind.ready(current):
+                    current = self._until_ready(kind, step.resource)
                 if current is None:
-                    if step.action == "update":
+                    if step.action == Action.UPDATE:
                         raise Vanished(
                             f"{kind.name} {step.resource.label} was removed from the "
                             "destination during the run; re-run to create it again"
@@ -175,6 +203,21 @@ class Executor:
             tenant.id = new_id
         return str(new_id)
 
+    def _until_ready(self, kind: Kind, resource: Resource) -> Resource | None:
+        """A resource still building is waited for, never changed halfway (None: gone)."""
+        found: Resource | None = wait_until(
+            lambda: self._look(kind, resource),
+            lambda r: r is None or kind.ready(r),
+            f"{kind.name} {resource.label} to settle",
+            kind.ready_timeout,
+        )
+        return found
+
+    @staticmethod
+    def _stale(kind: Kind, resource: Resource, current: Resource) -> bool:
+        changed = kind.changed_fields(resource.params, current.params)
+        return bool(kind.conflicting(changed, current) & kind.replaceable)
+
     def _look(self, kind: Kind, resource: Resource) -> Resource | None:
         """What the destination has under this identity now."""
         found = next((r for r in kind.read(self.ctx) if r.key == resource.key), None)
@@ -188,7 +231,7 @@ class Executor:
         self,
         outcome: Outcome,
         step: Step,
-        state: str,
+        state: State,
         destination_id: str | None,
         error: str | None,
     ) -> None:
@@ -197,7 +240,7 @@ class Executor:
             outcome.destination_id[step.key] = destination_id
         if error:
             outcome.error[step.key] = error
-        if state in ("done", "failed"):  # the step was started: close its journal record
+        if state in (State.DONE, State.FAILED):  # the step was started: close its journal record
             self.journal.step_finished(step.key, state, destination_id, error)
         else:
             self.journal.step_skipped(

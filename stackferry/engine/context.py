@@ -65,6 +65,8 @@ class Context:
     connection_hook: Callable[[Connection], None] | None = None  # e.g. to count its calls
     data: DataPlane = field(default_factory=DataPlane)
     cache: dict[str, Any] = field(default_factory=dict)  # per-run lookups kinds share
+    notes: list[str] = field(default_factory=list)  # what the operator should know (read)
+    label: str = ""  # the cloud's name, for messages
     _project_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def project_conn(self) -> Connection:

@@ -88,14 +88,17 @@ _SAME = "="  # attr / wire default: the field's own name
 class Field:
     """One param of a kind, declared once.
 
-    ``attr``: the attribute of openstacksdk's object it is read from (``None``: read by the
-    kind's code). ``wire``: its key in the API's body, as openstacksdk's create and update
-    calls take it (``None``: written by the kind's code). ``default``: its value when the
-    cloud says nothing (``None`` read) and when the workdir leaves it out. ``convert`` turns
-    the SDK's value into the portable one (``bool``, ``sorted``...). ``ref``: the value is a
-    reference to that kind (a list of them with ``many``), read from IDs and written back as
-    IDs. ``create_only``: the API takes it on create only. ``omit_empty``: not sent when
-    empty or None (the service chooses, e.g. an MTU).
+    - ``attr``: the attribute of openstacksdk's object (or the key of an API's JSON object)
+      it is read from; ``None``: read by the kind's code.
+    - ``wire``: its key in the API's body, as openstacksdk's create and update calls take it;
+      ``None``: written by the kind's code.
+    - ``default``: its value when the cloud says nothing (``None`` read) and when the workdir
+      leaves it out; ``convert`` turns the SDK's value into the portable one (``bool``...).
+    - ``ref``: the value is a reference to that kind (a list of them with ``many``), read
+      from IDs and written back as IDs; ``mapping``: the mapping table that renames it.
+    - ``immutable``: cannot change in place; ``create_only``: the API takes it on create
+      only; ``omit_empty``: not sent when empty (the service chooses, e.g. an MTU);
+      ``order``: compared as a list sorted by this key.
     """
 
     name: str
@@ -127,14 +130,24 @@ class Field:
 
     def read(self, ctx: Context, obj: Any) -> Any:
         assert self.attribute is not None
-        value = getattr(obj, self.attribute, None)
+        value = (
+            obj.get(self.attribute) if isinstance(obj, dict) else getattr(obj, self.attribute, None)
+        )
         if self.ref:
             if self.many:
                 return [ctx.ref(self.ref, v) for v in value or []]
             return ctx.ref(self.ref, value)
         if value is None:
-            return self.default
+            return self.fresh_default()
         return self.convert(value) if self.convert else value
+
+    def fresh_default(self) -> Any:
+        """The default, a new list or dict each time (params are changed in place)."""
+        return (
+            type(self.default)(self.default)
+            if isinstance(self.default, list | dict)
+            else self.default
+        )
 
     def write(self, ctx: Context, params: Params) -> Any:
         value = params.get(self.name, self.default)
@@ -182,10 +195,23 @@ class Kind:
     mapped_facts: ClassVar[tuple[str, ...]] = ()
     # Destination-only resources inside a migrated parent (the ref at this path) are deleted.
     prune_within: ClassVar[str | None] = None
+    # The service type the kind needs (``conn.has_service``); a cloud without it is refused,
+    # or - when the service is optional - the kind is left out with a note.
+    service: ClassVar[str | None] = None
+    optional_service: ClassVar[bool] = False
+    # Kinds whose resources this kind's resources may own (a server, its ports): what
+    # ``claimed`` names is left out of those kinds' reads, this kind moves it.
+    claims: ClassVar[tuple[str, ...]] = ()
+    # How long apply waits for a resource that is not ``ready`` (still building).
+    ready_timeout: ClassVar[float] = 600.0
     # Creating a resource of this kind streams bytes from the source (``facts["size"]`` many);
     # so does an update of one of ``data_params``.
     moves_data: ClassVar[bool] = False
     data_params: ClassVar[frozenset[str]] = frozenset()
+
+    # Params that cannot change in place but can by making the resource again: a difference
+    # there is a ``replace`` in the plan (delete, then create), for what stackferry made.
+    replaceable: ClassVar[frozenset[str]] = frozenset()
 
     # Derived from the fields (and the nested declarations) when the class is defined.
     params_schema: ClassVar[dict[str, Any]] = {"type": "object"}
@@ -239,6 +265,12 @@ class Kind:
         unknown = cls.immutable - declared
         if unknown and cls.fields:
             raise TypeError(f"{where}: immutable names params it lacks: {sorted(unknown)}")
+        if cls.replaceable and cls.delete is Kind.delete:
+            raise TypeError(f"{where}: replaceable params need delete()")
+        if cls.replaceable - cls.immutable:
+            raise TypeError(f"{where}: replaceable params must be immutable ones")
+        if cls.optional_service and cls.service is None:
+            raise TypeError(f"{where}: optional_service without a service")
         if cls.lookup_only and cls.fields:
             raise TypeError(f"{where}: a lookup-only kind has no params")
 
@@ -315,8 +347,18 @@ class Kind:
         raise NotImplementedError
 
     def delete(self, ctx: Context, current: Resource) -> None:
-        """Only for kinds with ``prune_within``: remove a destination-only resource."""
+        """For kinds with ``prune_within`` or ``replaceable``: remove a resource."""
         raise NotImplementedError
+
+    def ready(self, current: Resource) -> bool:
+        """Whether ``current`` has settled (not BUILD, not PENDING_*): one that has not is
+        waited for before anything is compared or written. Default: always."""
+        return True
+
+    def claimed(self, resource: Resource) -> set[str]:
+        """IDs of resources of the ``claims`` kinds that this resource owns (read from the
+        same cloud). Default: none."""
+        return set()
 
     def find(self, ctx: Context, wanted: list[Resource]) -> list[Resource]:
         """Resources with these identities that ``read`` does not see, because they live

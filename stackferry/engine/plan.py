@@ -1,7 +1,9 @@
 """Plan: compare the desired resources with the destination, one list call per kind.
 
-Each resource gets one action: ``create``, ``update`` (with the changed fields), ``unchanged``,
-``conflict`` or ``blocked``:
+Each resource gets one action: ``create``, ``update`` (with the changed fields), ``replace``
+(a field that cannot change in place differs, and the kind can make the resource again: it
+is deleted, then created - only what stackferry made), ``unchanged``, ``conflict`` or
+``blocked``:
 
 - ``conflict``: it exists in the destination and cannot be brought in line - a field that
   cannot change in place differs, or stackferry did not make it (nothing says so: no marker on
@@ -21,23 +23,39 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from stackferry.engine.context import Context
 from stackferry.engine.kind import Kind, Ownership, get_ref, iter_ref_values
 from stackferry.engine.model import Resource, identity_key
+from stackferry.engine.read import read_cloud
 from stackferry.engine.registry import Registry
 from stackferry.errors import StackferryError
 
-ACTIONS = ("create", "update", "delete", "unchanged", "conflict", "blocked")
-WRITES = ("create", "update", "delete")
-PROBLEMS = ("conflict", "blocked")
+
+class Action(StrEnum):
+    """What the plan says apply will do with a resource."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    UNCHANGED = "unchanged"
+    CONFLICT = "conflict"
+    BLOCKED = "blocked"
+
+
+ACTIONS = tuple(Action)
+WRITES = (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE)
+PROBLEMS = (Action.CONFLICT, Action.BLOCKED)
+CHANGES = (Action.CREATE, Action.UPDATE, Action.REPLACE)  # what the destination may refuse
 
 
 @dataclass
 class Step:
     resource: Resource
-    action: str
+    action: Action
     current: Resource | None = None
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     reason: str = ""
@@ -141,29 +159,12 @@ def references(kind: Kind, resource: Resource) -> list[str]:
 
 
 def read_destination(
-    registry: Registry,
-    kinds: list[Kind],
-    ctx: Context,
-    desired: dict[str, list[Resource]] | None = None,
+    kinds: list[Kind], ctx: Context, desired: dict[str, list[Resource]] | None = None
 ) -> dict[str, dict[str, Resource]]:
-    """Read every kind the plan needs from the destination, in dependency order; and, for
-    desired resources the tenant-wide read does not see, whatever exists under their
-    identity elsewhere (``Kind.find``)."""
-    current: dict[str, dict[str, Resource]] = {}
-    for kind in kinds:
-        if kind.in_project and ctx.tenant.id is None:
-            current[kind.name] = {}  # the tenant does not exist yet: nothing of it can
-            continue
-        found = {r.key: r for r in kind.read(ctx)}
-        unseen = [r for r in (desired or {}).get(kind.name, []) if r.key not in found]
-        if unseen:
-            found.update((r.key, r) for r in kind.find(ctx, unseen))
-        current[kind.name] = found
-        if kind.defines_tenant:
-            ctx.tenant.id = ctx.ids.id(
-                kind.name, kind.tenant_identity(ctx.tenant.name, ctx.tenant.domain)
-            )
-    return current
+    """What the destination has of every kind the plan needs, by key."""
+    return {
+        name: {r.key: r for r in items} for name, items in read_cloud(kinds, ctx, desired).items()
+    }
 
 
 def parent_key(kind: Kind, resource: Resource) -> str | None:
@@ -227,17 +228,17 @@ def _step(
     planned: set[str],
     owners: Owners,
 ) -> Step:
-    step = Step(resource, "create", existing, needs=needs)
+    step = Step(resource, Action.CREATE, existing, needs=needs)
     missing = [k for k in needs if k not in known and k not in planned]
     mapped_from = resource.facts.get("mapped_from")
     if missing:
-        step.action = "blocked"
+        step.action = Action.BLOCKED
         step.reason = (
             "needs " + ", ".join(missing) + ", which is neither in the workdir nor in the "
             "destination"
         )
     elif mapped_from is not None:
-        step.action = "unchanged" if existing is not None else "blocked"
+        step.action = Action.UNCHANGED if existing is not None else Action.BLOCKED
         step.reason = (
             f"mapped from {mapped_from!r} onto an existing resource, which is used as it is"
             if existing is not None
@@ -250,20 +251,33 @@ def _step(
             f: (existing.params.get(f), resource.params.get(f)) for f in sorted(changed)
         }
         frozen = kind.conflicting(changed, existing)
-        if frozen:
-            step.action = "conflict"
+        # Parts (rules) are stackferry's when their parent is: _parts judges them.
+        ours = kind.prune_within is not None or owners.owns(kind, existing)
+        if frozen and frozen <= kind.replaceable and ours:
+            step.action = Action.REPLACE
+            step.reason = (
+                f"{', '.join(sorted(frozen))} cannot change in place: it is deleted and made again"
+            )
+        elif frozen:
+            step.action = Action.CONFLICT
             step.reason = (
                 f"{', '.join(sorted(frozen))} differ(s) and cannot be changed in place; change "
                 "the workdir or the destination by hand"
             )
+            if frozen <= kind.replaceable:
+                step.reason = (
+                    f"{', '.join(sorted(frozen))} differ(s), cannot change in place, and "
+                    "stackferry did not make it, so it is not made again; to replace it, adopt "
+                    f"it: {_adopt_hint(resource)}"
+                )
         elif changed and not owners.owns(kind, existing):
-            step.action = "conflict"
+            step.action = Action.CONFLICT
             step.reason = (
                 "exists in the destination and stackferry did not make it, so it is left as it "
                 f"is; to bring it to the source's state, adopt it: {_adopt_hint(resource)}"
             )
         else:
-            step.action = "update" if changed else "unchanged"
+            step.action = Action.UPDATE if changed else Action.UNCHANGED
     return step
 
 
@@ -297,11 +311,11 @@ def _parts(
 
     differing: dict[str, list[str]] = {}
     for step in steps:
-        if step.resource.kind != kind.name or step.action != "create":
+        if step.resource.kind != kind.name or step.action not in (Action.CREATE, Action.REPLACE):
             continue
         key, parent = parent_of(step.resource)
         if key and foreign(parent):
-            step.action = "blocked"
+            step.action = Action.BLOCKED
             step.reason = f"part of {key}, which stackferry did not make (see its conflict)"
             differing.setdefault(key, []).append("missing")
     wanted = {s.key for s in steps if s.resource.kind == kind.name}
@@ -317,16 +331,16 @@ def _parts(
         steps.append(
             Step(
                 extra,
-                "delete",
+                Action.DELETE,
                 extra,
                 reason=f"in the destination only, inside {key}, which is being migrated",
             )
         )
     for key, what in differing.items():
         parent = by_key[key]
-        if parent.action == "conflict":
+        if parent.action == Action.CONFLICT:
             continue
-        parent.action = "conflict"
+        parent.action = Action.CONFLICT
         parent.reason = (
             f"exists in the destination and stackferry did not make it, and its {kind.plural} "
             f"differ ({what.count('missing')} to add, {what.count('extra')} the source lacks), "
@@ -337,16 +351,16 @@ def _parts(
 
 def propagate_blocks(steps: list[Step]) -> None:
     """What needs a blocked resource is blocked too, so the plan shows all it cannot do."""
-    blocked = {s.key for s in steps if s.action == "blocked"}
+    blocked = {s.key for s in steps if s.action == Action.BLOCKED}
     grew = True
     while grew:
         grew = False
         for step in steps:
-            if step.action not in ("create", "update"):
+            if step.action not in CHANGES:
                 continue
             bad = [k for k in step.needs if k in blocked]
             if bad:
-                step.action = "blocked"
+                step.action = Action.BLOCKED
                 step.reason = "needs " + ", ".join(bad) + ", which is blocked"
                 blocked.add(step.key)
                 grew = True

@@ -19,7 +19,9 @@ from stackferry.engine.kind import Kind
 from stackferry.engine.mapping import Mapping
 from stackferry.engine.model import Resource
 from stackferry.engine.plan import (
+    CHANGES,
     PROBLEMS,
+    Action,
     Adoption,
     Owners,
     Plan,
@@ -29,6 +31,7 @@ from stackferry.engine.plan import (
     propagate_blocks,
     read_destination,
 )
+from stackferry.engine.read import read_cloud
 from stackferry.engine.registry import Registry
 from stackferry.engine.temporaries import Temporaries
 from stackferry.engine.workdir import Workdir
@@ -52,26 +55,11 @@ def _reading_set(registry: Registry, chosen: list[Kind]) -> list[Kind]:
 
 
 def read_tenant(
-    registry: Registry, conn: Connection, tenant: Tenant, kinds: list[Kind]
+    registry: Registry, conn: Connection, tenant: Tenant, kinds: list[Kind], label: str = ""
 ) -> tuple[Context, dict[str, list[Resource]]]:
     """Read the tenant's resources of ``kinds`` (and what they reference) from one cloud."""
-    ctx = Context(conn, Tenant(tenant.name, tenant.domain), is_admin=is_admin(conn))
-    found: dict[str, list[Resource]] = {}
-    tenant_kind = registry.tenant_kind
-    for kind in _reading_set(registry, kinds):
-        if kind.in_project and ctx.tenant.id is None:
-            found[kind.name] = []
-            continue
-        try:
-            found[kind.name] = kind.read(ctx)
-        except LookupError as exc:
-            raise StackferryError(
-                f"reading {kind.plural}: {exc}: it references something outside the tenant "
-                f"that stackferry does not move; --skip {kind.plural} or --exclude it"
-            ) from None
-        if tenant_kind is not None and kind.name == tenant_kind.name:
-            ctx.tenant.id = ctx.ids.id(kind.name, kind.tenant_identity(tenant.name, tenant.domain))
-    return ctx, found
+    ctx = Context(conn, Tenant(tenant.name, tenant.domain), is_admin=is_admin(conn), label=label)
+    return ctx, read_cloud(_reading_set(registry, kinds), ctx)
 
 
 def export(
@@ -81,8 +69,11 @@ def export(
     kinds: list[Kind],
     workdir: Path,
     cloud_label: str,
+    notes: list[str] | None = None,
 ) -> Workdir:
-    ctx, found = read_tenant(registry, conn, tenant, kinds)
+    notes = notes if notes is not None else []
+    ctx, found = read_tenant(registry, conn, tenant, kinds, cloud_label)
+    notes.extend(ctx.notes)
     if ctx.tenant.id is None:
         raise StackferryError(
             f"project {tenant.name!r} in domain {tenant.domain!r} does not "
@@ -122,6 +113,7 @@ def plan(
     kinds: list[Kind],
     mapping: Mapping,
     adopt: Adoption | None = None,
+    label: str = "",
 ) -> Planned:
     assert wd.tenant is not None
     tenant = mapping.tenant(wd.tenant)
@@ -129,8 +121,8 @@ def plan(
     desired = mapping.apply(
         {k.name: wd.resources.get(k.name, []) for k in chosen if not k.lookup_only},
     )
-    ctx = Context(conn, Tenant(tenant.name, tenant.domain), is_admin=is_admin(conn))
-    current = read_destination(registry, _reading_set(registry, chosen), ctx, desired)
+    ctx = Context(conn, Tenant(tenant.name, tenant.domain), is_admin=is_admin(conn), label=label)
+    current = read_destination(_reading_set(registry, chosen), ctx, desired)
     tenant_kind, tenant_key = registry.tenant_kind, registry.tenant_key(tenant)
     tenant_now = (
         current.get(tenant_kind.name, {}).get(tenant_key) if tenant_kind and tenant_key else None
@@ -144,11 +136,11 @@ def plan(
 def check(registry: Registry, the_plan: Plan, ctx: Context) -> None:
     """What the destination would refuse, found before anything is written: blocked."""
     for step in the_plan.steps:
-        if step.action not in ("create", "update"):
+        if step.action not in CHANGES:
             continue
         problems = registry[step.resource.kind].check(ctx, step.resource)
         if problems:
-            step.action = "blocked"
+            step.action = Action.BLOCKED
             step.reason = "; ".join(problems)
     propagate_blocks(the_plan.steps)
 
@@ -158,8 +150,8 @@ def moves_data(registry: Registry, step: Step) -> bool:
     kind = registry[step.resource.kind]
     if not kind.moves_data:
         return False
-    return step.action == "create" or (
-        step.action == "update" and bool(kind.data_params & set(step.changes))
+    return step.action in (Action.CREATE, Action.REPLACE) or (
+        step.action == Action.UPDATE and bool(kind.data_params & set(step.changes))
     )
 
 

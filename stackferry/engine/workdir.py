@@ -16,7 +16,6 @@ newer stackferry is refused with a message saying so.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from stackferry.engine.kind import Kind
 from stackferry.engine.model import Resource
 from stackferry.engine.registry import Registry
 from stackferry.errors import WorkdirError
+from stackferry.files import write_atomic
 
 FORMAT = 1
 # Upgrades from an older format N to N+1, applied in order on load: {N: function(document)}.
@@ -98,21 +98,6 @@ def published_schema(registry: Registry) -> dict[str, Any]:
         "manifest": MANIFEST_SCHEMA,
         "kinds": {k.plural: kind_file_schema(k) for k in registry.ordered if not k.lookup_only},
     }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing, readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:  # mkstemp creates it with mode 0600
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _PlainDumper(yaml.SafeDumper):

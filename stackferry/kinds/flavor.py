@@ -13,7 +13,7 @@ from typing import Any
 
 from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
-from stackferry.engine.kind import Kind, RefSpec
+from stackferry.engine.kind import Field, Kind
 from stackferry.engine.model import Params, Resource, identity_key
 
 
@@ -25,26 +25,40 @@ class Flavor(Kind):
         "(extra specs, and the tenant's access)"
     )
     identity_schema = {"name": {**NAME, "minLength": 1}}
-    params_schema = {
-        "type": "object",
-        "properties": {
-            "vcpus": {"type": "integer", "minimum": 1},
-            "ram": {"type": "integer", "minimum": 1},
-            "disk": {"type": "integer", "minimum": 0},
-            "ephemeral": {"type": "integer", "minimum": 0},
-            "swap": {"type": "integer", "minimum": 0},
-            "rxtx_factor": {"type": "number", "exclusiveMinimum": 0},
-            "is_public": {"type": "boolean"},
-            "description": {"type": "string", "maxLength": 65535},
-            "extra_specs": {"type": "object", "additionalProperties": {"type": "string"}},
-            # The tenant project when it is on the (private) flavor's access list, else empty.
-            "access": {"type": "array", "items": {"type": "object"}, "maxItems": 1},
-        },
-        "additionalProperties": False,
-    }
-    refs = (RefSpec("access[]", "project"),)
-    # rxtx_factor too: nova has no call that changes it in place.
-    immutable = frozenset({"vcpus", "ram", "disk", "ephemeral", "swap", "rxtx_factor", "is_public"})
+    # Sizes cannot change in place (nova has no call for it), rxtx_factor neither.
+    fields = (
+        Field("vcpus", {"type": "integer", "minimum": 1}, required=True, immutable=True),
+        Field("ram", {"type": "integer", "minimum": 1}, required=True, immutable=True),
+        Field("disk", {"type": "integer", "minimum": 0}, default=0, immutable=True),
+        Field("ephemeral", {"type": "integer", "minimum": 0}, default=0, immutable=True),
+        Field("swap", {"type": "integer", "minimum": 0}, default=0, immutable=True),
+        Field(
+            "rxtx_factor",
+            {"type": "number", "exclusiveMinimum": 0},
+            default=1.0,
+            convert=float,
+            immutable=True,
+        ),
+        Field("is_public", {"type": "boolean"}, default=True, convert=bool, immutable=True),
+        Field("description", {"type": "string", "maxLength": 65535}, default="", omit_empty=True),
+        Field(
+            "extra_specs",
+            {"type": "object", "additionalProperties": {"type": "string"}},
+            wire=None,  # a call of their own
+            default={},
+            convert=lambda specs: {str(k): str(v) for k, v in specs.items()},
+        ),
+        # The tenant project when it is on the (private) flavor's access list, else empty.
+        Field(
+            "access",
+            {"type": "array", "items": {"type": "object"}, "maxItems": 1},
+            attr=None,
+            wire=None,
+            ref="project",
+            many=True,
+            order=lambda p: identity_key("project", p),
+        ),
+    )
     in_project = False
     mapping_category = "flavors"
 
@@ -63,31 +77,27 @@ class Flavor(Kind):
                 access = [tenant]
             out.append(
                 self.resource(
-                    {"name": f.name}, self._params(f, access), f.id, ctx, disabled=f.is_disabled
+                    {"name": f.name},
+                    self._params(ctx, f, access),
+                    f.id,
+                    ctx,
+                    disabled=f.is_disabled,
                 )
             )
         return out
 
-    @staticmethod
-    def _params(f: Any, access: list[dict[str, Any]]) -> Params:
-        return {
-            "vcpus": f.vcpus,
-            "ram": f.ram,
-            "disk": f.disk,
-            "ephemeral": f.ephemeral or 0,
-            "swap": f.swap or 0,
-            "rxtx_factor": float(f.rxtx_factor if f.rxtx_factor is not None else 1.0),
-            "is_public": bool(f.is_public),
-            "description": f.description or "",
-            "extra_specs": {str(k): str(v) for k, v in (f.extra_specs or {}).items()},
-            "access": access,
-        }
+    def _params(self, ctx: Context, f: Any, access: list[dict[str, Any]]) -> Params:
+        return {**self.params_of(ctx, f), "access": access}
+
+    def _resource(self, ctx: Context, f: Any, access: list[dict[str, Any]]) -> Resource:
+        return self.resource(
+            {"name": f.name}, self._params(ctx, f, access), f.id, ctx, disabled=f.is_disabled
+        )
 
     def normalise(self, params: Params) -> Params:
-        out = dict(params)
+        out = super().normalise(params)
         if "rxtx_factor" in out:
             out["rxtx_factor"] = float(out["rxtx_factor"])
-        out["access"] = sorted(params.get("access", []), key=lambda p: identity_key("project", p))
         return out
 
     def find(self, ctx: Context, wanted: list[Resource]) -> list[Resource]:
@@ -95,26 +105,19 @@ class Flavor(Kind):
         they exist, and the plan must not try to make them again."""
         names = {r.identity["name"] for r in wanted}
         return [
-            self.resource({"name": f.name}, self._params(f, []), f.id, ctx, disabled=f.is_disabled)
+            self.resource(
+                {"name": f.name}, self._params(ctx, f, []), f.id, ctx, disabled=f.is_disabled
+            )
             for f in ctx.conn.compute.flavors(details=True, is_public=None)
             if f.name in names and not f.is_public
         ]
 
     def create(self, ctx: Context, resource: Resource) -> str:
-        p, compute = resource.params, ctx.conn.compute
-        flavor = compute.create_flavor(
-            name=resource.identity["name"],
-            vcpus=p["vcpus"],
-            ram=p["ram"],
-            disk=p.get("disk", 0),
-            ephemeral=p.get("ephemeral", 0),
-            swap=p.get("swap", 0),
-            rxtx_factor=p.get("rxtx_factor", 1.0),
-            is_public=p.get("is_public", True),
-            description=p.get("description") or None,
+        p = resource.params
+        flavor = ctx.conn.compute.create_flavor(
+            name=resource.identity["name"], **self.create_body(ctx, p)
         )
-        have = self._params(flavor, [])
-        have["extra_specs"] = {}
+        have = {**self._params(ctx, flavor, []), "extra_specs": {}}
         self._converge(ctx, flavor.id, p, have, {"extra_specs", "access"})
         return str(flavor.id)
 

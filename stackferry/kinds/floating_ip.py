@@ -13,7 +13,7 @@ from typing import Any
 
 from stackferry.engine.context import Context
 from stackferry.engine.formats import DESCRIPTION
-from stackferry.engine.kind import MARKER_TAG, Kind, RefSpec
+from stackferry.engine.kind import MARKER_TAG, Field, Kind
 from stackferry.engine.model import Params, Resource
 
 SOURCE_TAG = "stackferry-src:"
@@ -38,27 +38,23 @@ class FloatingIP(Kind):
     description = "Floating IPs (new addresses on the destination's external network)"
     identity_fields = ("source_address",)
     identity_schema = {"source_address": {"type": "string", "format": "ip-address"}}
-    params_schema = {
-        "type": "object",
-        "required": ["network"],
-        "properties": {
-            "network": {"type": "object"},
-            "port": {"type": ["object", "null"]},
-            "fixed_ip_address": {"type": ["string", "null"], "format": "ip-address"},
-            # The router that carries the FIP's traffic: set by neutron from the port, kept so
-            # that the FIP is associated only once that router has its interfaces.
-            "router": {"type": ["object", "null"]},
-            "description": DESCRIPTION,
-            "tags": {"type": "array", "items": {"type": "string"}},
-        },
-        "additionalProperties": False,
-    }
-    refs = (
-        RefSpec("network", "external_network"),
-        RefSpec("port", "port"),
-        RefSpec("router", "router"),
+    fields = (
+        Field(
+            "network",
+            {"type": "object"},
+            attr="floating_network_id",
+            ref="external_network",
+            required=True,
+            immutable=True,
+        ),
+        Field("port", {"type": ["object", "null"]}, attr=None, ref="port"),
+        Field("fixed_ip_address", {"type": ["string", "null"], "format": "ip-address"}, attr=None),
+        # The router that carries the FIP's traffic: set by neutron from the port, kept so
+        # that the FIP is associated only once that router has its interfaces.
+        Field("router", {"type": ["object", "null"]}, attr=None, wire=None, ref="router"),
+        Field("description", DESCRIPTION, attr=None),  # until set, the source address stands
+        Field("tags", {"type": "array", "items": {"type": "string"}}, attr=None, wire=None),
     )
-    immutable = frozenset({"network"})
     mapped_facts = ("floating_ip_address",)
 
     def read(self, ctx: Context) -> list[Resource]:

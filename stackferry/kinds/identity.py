@@ -7,8 +7,11 @@ from typing import Any
 from stackferry.cloud import sdk
 from stackferry.engine.context import Context, Tenant
 from stackferry.engine.formats import KEYSTONE_NAME
-from stackferry.engine.kind import Kind, RefSpec
+from stackferry.engine.kind import Field, Kind
 from stackferry.engine.model import Resource, identity_key
+
+DESCRIPTION = Field("description", {"type": "string"}, default="")
+ENABLED = Field("enabled", {"type": "boolean"}, attr="is_enabled", wire="is_enabled", default=True)
 
 
 class Domain(Kind):
@@ -18,42 +21,26 @@ class Domain(Kind):
     plural = "domains"
     description = "Keystone domain of the tenant (created when mapped to a name that is new)"
     identity_schema = {"name": KEYSTONE_NAME}
-    params_schema = {
-        "type": "object",
-        "properties": {"description": {"type": "string"}, "enabled": {"type": "boolean"}},
-        "additionalProperties": False,
-    }
+    fields = (DESCRIPTION, ENABLED)
     in_project = False
     mapping_category = "domains"
     renamed_exists = False  # created under the new name when it is new
 
     def read(self, ctx: Context) -> list[Resource]:
-        idn = sdk.identity(ctx.conn)
         return [
-            self.resource(
-                {"name": d.name},
-                {"description": d.description or "", "enabled": d.is_enabled},
-                d.id,
-                ctx,
-            )
-            for d in idn.domains(name=ctx.tenant.domain)
+            self.resource({"name": d.name}, self.params_of(ctx, d), d.id, ctx)
+            for d in sdk.identity(ctx.conn).domains(name=ctx.tenant.domain)
         ]
 
     def create(self, ctx: Context, resource: Resource) -> str:
-        domain = sdk.identity(ctx.conn).create_domain(
-            name=resource.identity["name"],
-            description=resource.params.get("description", ""),
-            is_enabled=resource.params.get("enabled", True),
-        )
+        body = self.create_body(ctx, resource.params)
+        domain = sdk.identity(ctx.conn).create_domain(name=resource.identity["name"], **body)
         return str(domain.id)
 
     def update(
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:
-        body = {
-            "description": resource.params.get("description", ""),
-            "is_enabled": resource.params.get("enabled", True),
-        }
+        body = self.update_body(ctx, resource.params, changed)
         sdk.identity(ctx.conn).update_domain(current.cloud_id, **body)
 
 
@@ -65,24 +52,32 @@ class Project(Kind):
     description = "The tenant's keystone project (with parent and tags)"
     identity_fields = ("name", "domain")
     identity_schema = {"name": KEYSTONE_NAME, "domain": KEYSTONE_NAME}
-    params_schema = {
-        "type": "object",
-        "properties": {
-            "description": {"type": "string"},
-            "enabled": {"type": "boolean"},
-            # keystone: at most 80 tags, each 1-255 characters without "/" or ","
-            "tags": {
+    fields = (
+        DESCRIPTION,
+        ENABLED,
+        # keystone: at most 80 tags, each 1-255 characters without "/" or ","
+        Field(
+            "tags",
+            {
                 "type": "array",
                 "maxItems": 80,
                 "items": {"type": "string", "pattern": "^[^/,]{1,255}$"},
             },
-            "parent": {"type": ["object", "null"]},
-        },
-        "additionalProperties": False,
-    }
-    refs = (RefSpec("parent", "project"),)
+            default=[],
+            convert=sorted,
+        ),
+        # Parents must exist before their children; read along the chain, by name.
+        Field(
+            "parent",
+            {"type": ["object", "null"]},
+            attr=None,
+            wire="parent_id",
+            ref="project",
+            immutable=True,
+            create_only=True,
+        ),
+    )
     after = ("domain",)
-    immutable = frozenset({"parent"})
     in_project = False
     defines_tenant = True
     mapping_category = "projects"
@@ -110,36 +105,20 @@ class Project(Kind):
         out = []
         for i, p in enumerate(chain):
             parent = {"name": chain[i + 1].name, "domain": domain} if i + 1 < len(chain) else None
-            params = {
-                "description": p.description or "",
-                "enabled": p.is_enabled,
-                "tags": sorted(p.tags or []),
-                "parent": parent,
-            }
+            params = {**self.params_of(ctx, p), "parent": parent}
             out.append(self.resource({"name": p.name, "domain": domain}, params, p.id, ctx))
         return out[::-1]
 
     def create(self, ctx: Context, resource: Resource) -> str:
-        p = resource.params
-        domain_id = ctx.resolve("domain", {"name": resource.identity["domain"]})
-        parent_id = ctx.resolve("project", p.get("parent")) if p.get("parent") else None
         project = sdk.identity(ctx.conn).create_project(
             name=resource.identity["name"],
-            domain_id=domain_id,
-            parent_id=parent_id,
-            description=p.get("description", ""),
-            is_enabled=p.get("enabled", True),
-            tags=p.get("tags", []),
+            domain_id=ctx.resolve("domain", {"name": resource.identity["domain"]}),
+            **self.create_body(ctx, resource.params),
         )
         return str(project.id)
 
     def update(
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:
-        p = resource.params
-        sdk.identity(ctx.conn).update_project(
-            current.cloud_id,
-            description=p.get("description", ""),
-            is_enabled=p.get("enabled", True),
-            tags=p.get("tags", []),
-        )
+        body = self.update_body(ctx, resource.params, changed)
+        sdk.identity(ctx.conn).update_project(current.cloud_id, **body)

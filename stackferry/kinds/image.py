@@ -1,10 +1,10 @@
 """Glance images of the tenant: metadata, members, and their bytes, streamed cloud to cloud.
 
-Params are what a user set (formats, limits, visibility, tags, every custom property,
-members) plus ``data``: glance's own fingerprint of the bytes (size, md5, os_hash), so plan
-and verify compare content as well as metadata. A destination image that is not active (an
-upload interrupted by a kill) has ``data: null``; if it carries our marker tag it is
-replaced, otherwise it is a conflict, as is an active image with other bytes.
+Params are what a user set (formats, limits, visibility, hidden, tags, every custom
+property, members) plus ``data``: glance's own fingerprint of the bytes (size, md5, os_hash),
+so plan and verify compare content as well as metadata. A destination image that is not
+active (an upload interrupted by a kill) has ``data: null``. One stackferry made with other
+bytes (or none) is a ``replace`` in the plan; one it did not make is a conflict.
 
 The image is created with ``protected: false`` and protected only once its bytes verified,
 so a failed transfer can always delete what it made.
@@ -16,12 +16,12 @@ import uuid
 from typing import Any
 
 from stackferry.cloud import sdk
-from stackferry.cloud.connection import rest
-from stackferry.data.stream import Fingerprint, TransferError, get_image
+from stackferry.cloud.glance import Glance
+from stackferry.data.stream import Fingerprint, TransferError
 from stackferry.data.transfer import transfer
 from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
-from stackferry.engine.kind import Kind, records, with_marker, without_marker
+from stackferry.engine.kind import Field, Kind, has_marker, records, with_marker, without_marker
 from stackferry.engine.model import Params, Resource
 from stackferry.engine.temporaries import undoes
 
@@ -36,20 +36,6 @@ CORE = frozenset(
 )  # fmt: skip
 DISK_FORMATS = ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]
 CONTAINER_FORMATS = ["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]
-PAGE = 200
-
-
-def list_images(conn: Any, **query: str) -> list[dict[str, Any]]:
-    """Every image matching ``query``, one call per page of PAGE."""
-    out: list[dict[str, Any]] = []
-    marker = None
-    while True:
-        params = {**query, "limit": str(PAGE), **({"marker": marker} if marker else {})}
-        page = rest(conn.image, "get", "/images", params=params).json()["images"]
-        out.extend(page)
-        if len(page) < PAGE:
-            return out
-        marker = page[-1]["id"]
 
 
 def custom_properties(image: dict[str, Any]) -> dict[str, Any]:
@@ -89,14 +75,15 @@ def project_id_of(ctx: Context, identity: dict[str, str]) -> str:
 
 @undoes("image_id")
 def _delete_image(conn: Any, spec: dict[str, Any]) -> None:
-    rest(conn.image, "delete", f"/images/{spec['id']}")
+    Glance(conn).delete(spec["id"])
 
 
 @undoes("image_named")
 def _delete_images_named(conn: Any, spec: dict[str, Any]) -> None:
     """Temporary images whose ID is known only after their create (a volume's copies)."""
-    for image in list_images(conn, name=spec["name"], visibility="all"):
-        rest(conn.image, "delete", f"/images/{image['id']}")
+    glance = Glance(conn)
+    for image in glance.images(name=spec["name"], visibility="all"):
+        glance.delete(image["id"])
 
 
 class Image(Kind):
@@ -104,20 +91,35 @@ class Image(Kind):
     plural = "images"
     description = "Glance images owned by the tenant, with their bytes and members"
     identity_schema = {"name": NAME}
-    params_schema = {
-        "type": "object",
-        "required": ["disk_format", "container_format", "visibility", "data"],
-        "properties": {
-            "disk_format": {"enum": [*DISK_FORMATS, None]},
-            "container_format": {"enum": [*CONTAINER_FORMATS, None]},
-            "min_disk": {"type": "integer", "minimum": 0},
-            "min_ram": {"type": "integer", "minimum": 0},
-            "protected": {"type": "boolean"},
-            "hidden": {"type": "boolean"},
-            "visibility": {"enum": ["public", "community", "shared", "private"]},
-            "tags": {"type": "array", "items": {"type": "string"}},
-            "properties": {"type": "object"},
-            "members": records(
+    fields = (
+        Field("disk_format", {"enum": [*DISK_FORMATS, None]}, required=True, immutable=True),
+        Field(
+            "container_format",
+            {"enum": [*CONTAINER_FORMATS, None]},
+            required=True,
+            immutable=True,
+        ),
+        Field("min_disk", {"type": "integer", "minimum": 0}, default=0),
+        Field("min_ram", {"type": "integer", "minimum": 0}, default=0),
+        # Protected only once its bytes verified, so that a failed copy can be deleted.
+        Field("protected", {"type": "boolean"}, wire=None, default=False, convert=bool),
+        Field("hidden", {"type": "boolean"}, attr="os_hidden", wire="os_hidden", default=False),
+        Field(
+            "visibility",
+            {"enum": ["public", "community", "shared", "private"]},
+            required=True,
+        ),
+        Field(
+            "tags",
+            {"type": "array", "items": {"type": "string"}},
+            wire=None,  # with our marker
+            default=[],
+            convert=without_marker,
+        ),
+        Field("properties", {"type": "object"}, attr=None, wire=None),  # every custom one
+        Field(
+            "members",
+            records(
                 {
                     "project": {
                         "type": "object",
@@ -128,7 +130,13 @@ class Image(Kind):
                     "status": {"enum": ["pending", "accepted", "rejected"]},
                 }
             ),
-            "data": {
+            attr=None,
+            wire=None,
+            order=lambda m: (m["project"]["domain"], m["project"]["name"]),
+        ),
+        Field(
+            "data",
+            {
                 "oneOf": [
                     {"type": "null"},
                     {
@@ -144,18 +152,25 @@ class Image(Kind):
                     },
                 ]
             },
-        },
-        "additionalProperties": False,
-    }
-    # Glance forbids changing the formats of an image that has data; other bytes need a new image.
-    immutable = frozenset({"disk_format", "container_format", "data"})
-    mapped_values = (
+            attr=None,
+            wire=None,
+            required=True,
+            immutable=True,
+        ),
+    )
+    nested_mappings = (
         ("members[].project.name", "projects"),
         ("members[].project.domain", "domains"),
     )
+    # Glance forbids changing the formats of an image that has data; other bytes need a new
+    # upload: a new image, for one stackferry made (an upload cut short, or the source's
+    # bytes changed since).
+    replaceable = frozenset({"disk_format", "container_format", "data"})
     mapped_facts = ("checksum",)
+    service = "image"
+    optional_service = True  # a cloud without glance has no images to move
     moves_data = True
-    data_params = frozenset({"data"})  # other bytes: a new upload
+    data_params = frozenset({"data"})
 
     def check(self, ctx: Context, resource: Resource) -> list[str]:
         """Member projects must exist in the destination (under their mapped names)."""
@@ -168,45 +183,32 @@ class Image(Kind):
         return problems
 
     def read(self, ctx: Context) -> list[Resource]:
+        glance = Glance(ctx.conn)
         out = []
-        for image in list_images(ctx.conn, owner=ctx.project_id, visibility="all"):
+        for image in glance.images(owner=ctx.project_id, visibility="all"):
             members = []
             if image.get("visibility") == "shared":
-                for member in rest(ctx.conn.image, "get", f"/images/{image['id']}/members").json()[
-                    "members"
-                ]:
-                    members.append(
-                        {
-                            "project": project_identity(ctx, member["member_id"]),
-                            "status": member["status"],
-                        }
-                    )
+                members = [
+                    {"project": project_identity(ctx, m["member_id"]), "status": m["status"]}
+                    for m in glance.members(image["id"])
+                ]
             active = image.get("status") == "active"
             params = {
-                "disk_format": image.get("disk_format"),
-                "container_format": image.get("container_format"),
-                "min_disk": image.get("min_disk") or 0,
-                "min_ram": image.get("min_ram") or 0,
-                "protected": bool(image.get("protected")),
-                "hidden": bool(image.get("os_hidden")),
-                "visibility": image.get("visibility"),
-                "tags": without_marker(image.get("tags")),
+                **self.params_of(ctx, image),
                 "properties": custom_properties(image),
-                "members": sorted(
-                    members, key=lambda m: (m["project"]["domain"], m["project"]["name"])
-                ),
+                "members": members,
                 "data": Fingerprint.of(image).as_params() if active else None,
             }
             out.append(
                 self.resource(
                     {"name": image.get("name") or ""},
-                    params,
+                    self.normalise(params),
                     image["id"],
                     ctx,
                     status=image.get("status"),
                     size=image.get("size") or 0,
                     checksum=image.get("checksum"),
-                    ours="stackferry" in (image.get("tags") or []),
+                    ours=has_marker(image.get("tags")),
                 )
             )
         return out
@@ -219,29 +221,19 @@ class Image(Kind):
                 changed.discard("data")
         return changed
 
-    def conflicting(self, changed: set[str], current: Resource) -> set[str]:
-        if current.params.get("data") is None and current.facts.get("ours"):
-            return set()  # our own upload, interrupted: it is replaced
-        return changed & self.immutable
-
     def create(self, ctx: Context, resource: Resource) -> str:
         """The image gets an ID chosen here and is recorded as a temporary before it exists:
         whatever interrupts it (an error, a kill), the half-made image is deleted, by this
         run or the next. It is kept once its bytes verified, and protected only after that."""
         if ctx.temporaries is None:
             raise RuntimeError("images are only created by apply, which records temporaries")
-        p = resource.params
+        p, glance = resource.params, Glance(ctx.conn)
         image_id = str(uuid.uuid4())
         body: dict[str, Any] = {
             **p.get("properties", {}),
+            **self.create_body(ctx, p),
             "id": image_id,
             "name": resource.identity["name"],
-            "disk_format": p.get("disk_format"),
-            "container_format": p.get("container_format"),
-            "min_disk": p.get("min_disk", 0),
-            "min_ram": p.get("min_ram", 0),
-            "visibility": p["visibility"],
-            "os_hidden": p.get("hidden", False),
             "tags": with_marker(p),
             "owner": ctx.project_id,
         }
@@ -249,7 +241,7 @@ class Image(Kind):
         ctx.temporaries.record(
             key, f"image {resource.label} until verified", "image_id", {"id": image_id}
         )
-        rest(ctx.conn.image, "post", "/images", json=body)
+        glance.create(body)
         try:
             if p.get("data") is not None:
                 self._transfer(ctx, resource, image_id)
@@ -259,7 +251,7 @@ class Image(Kind):
             raise
         ctx.temporaries.keep(key)
         if p.get("protected"):
-            self._patch(ctx, image_id, [{"op": "replace", "path": "/protected", "value": True}])
+            glance.set(image_id, protected=True)
         return image_id
 
     def _transfer(self, ctx: Context, resource: Resource, image_id: str) -> None:
@@ -279,34 +271,29 @@ class Image(Kind):
         )
 
     def converge(self, ctx: Context, resource: Resource, current: Resource, made_here: bool) -> str:
-        """An image brought in line (its bytes equal the source's, or it was replaced) is the
-        real one: the end of the run must not delete it as a temporary, whichever answer was
-        lost on the way (the upload's, the members', ...)."""
+        """An image brought in line (its bytes equal the source's) is the real one: the end
+        of the run must not delete it as a temporary, whichever answer was lost on the way
+        (the upload's, the members', ...)."""
         image_id = super().converge(ctx, resource, current, made_here)
         if ctx.temporaries is not None:
             ctx.temporaries.keep(temporary_key(image_id))
         return image_id
 
+    def delete(self, ctx: Context, current: Resource) -> None:
+        """For a replace: protection first taken off (stackferry set it)."""
+        glance = Glance(ctx.conn)
+        if glance.get(current.cloud_id).get("protected"):
+            glance.set(current.cloud_id, protected=False)
+        glance.delete(current.cloud_id)
+
     def update(
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:
-        if "data" in changed:
-            # An interrupted upload of ours (see ``conflicting``): start the image again.
-            image_id = current.cloud_id
-            if get_image(ctx.conn, image_id).get("protected"):
-                unprotect = [{"op": "replace", "path": "/protected", "value": False}]
-                self._patch(ctx, image_id, unprotect)
-            rest(ctx.conn.image, "delete", f"/images/{image_id}")
-            new_id = self.create(ctx, resource)
-            ctx.ids.add(self.name, new_id, resource.identity)
-            return
-        p, have = resource.params, current.params
-        ops: list[dict[str, Any]] = []
-        simple = {"min_disk": "min_disk", "min_ram": "min_ram", "visibility": "visibility",
-                  "hidden": "os_hidden", "protected": "protected"}  # fmt: skip
-        for param, attr in simple.items():
-            if param in changed:
-                ops.append({"op": "replace", "path": f"/{attr}", "value": p.get(param)})
+        p, have, glance = resource.params, current.params, Glance(ctx.conn)
+        body = self.update_body(ctx, p, changed)
+        if "protected" in changed:
+            body["protected"] = p.get("protected", False)
+        ops = [{"op": "replace", "path": f"/{k}", "value": v} for k, v in body.items()]
         if "tags" in changed:
             ops.append({"op": "replace", "path": "/tags", "value": with_marker(p)})
         if "properties" in changed:
@@ -317,19 +304,9 @@ class Image(Kind):
                 if old.get(key) != want[key]:
                     op = "replace" if key in old else "add"
                     ops.append({"op": op, "path": f"/{key}", "value": want[key]})
-        if ops:
-            self._patch(ctx, current.cloud_id, ops)
+        glance.patch(current.cloud_id, ops)
         if "members" in changed:
             self._set_members(ctx, current.cloud_id, p.get("members", []), have.get("members", []))
-
-    def _patch(self, ctx: Context, image_id: str, ops: list[dict[str, Any]]) -> None:
-        rest(
-            ctx.conn.image,
-            "patch",
-            f"/images/{image_id}",
-            json=ops,
-            headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
-        )
 
     def _set_members(
         self,
@@ -338,25 +315,16 @@ class Image(Kind):
         want: list[dict[str, Any]],
         have: list[dict[str, Any]],
     ) -> None:
+        glance = Glance(ctx.conn)
         had = {project_id_of(ctx, m["project"]): m["status"] for m in have}
         wanted = {project_id_of(ctx, m["project"]): m["status"] for m in want}
         for project_id in sorted(set(had) - set(wanted)):
-            rest(ctx.conn.image, "delete", f"/images/{image_id}/members/{project_id}")
+            glance.remove_member(image_id, project_id)
         for project_id, status in sorted(wanted.items()):
             if project_id not in had:
-                rest(
-                    ctx.conn.image,
-                    "post",
-                    f"/images/{image_id}/members",
-                    json={"member": project_id},
-                )
+                glance.add_member(image_id, project_id)
             if had.get(project_id, "pending") != status:
-                rest(
-                    ctx.conn.image,
-                    "put",
-                    f"/images/{image_id}/members/{project_id}",
-                    json={"status": status},
-                )
+                glance.set_member(image_id, project_id, status)
 
 
 def temporary_key(image_id: str) -> str:

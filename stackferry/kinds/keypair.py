@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
-from stackferry.engine.kind import Kind, RefSpec
+from stackferry.engine.kind import Field, Kind
 from stackferry.engine.model import Resource
 
 
@@ -19,18 +19,24 @@ class Keypair(Kind):
     description = "Nova keypairs (public keys) of the tenant's users"
     identity_fields = ("user", "name")
     identity_schema = {"user": {"type": "object"}, "name": {**NAME, "minLength": 1}}
-    params_schema = {
-        "type": "object",
-        "required": ["user", "public_key"],
-        "properties": {
-            "user": {"type": "object"},
-            "public_key": {"type": "string", "format": "public-key"},
-            "type": {"enum": ["ssh", "x509"]},
-        },
-        "additionalProperties": False,
-    }
-    refs = (RefSpec("user", "user"),)
-    immutable = frozenset({"user", "public_key", "type"})
+    fields = (
+        Field(
+            "user",
+            {"type": "object"},
+            attr=None,
+            wire="user_id",
+            ref="user",
+            required=True,
+            immutable=True,
+        ),
+        Field(
+            "public_key",
+            {"type": "string", "format": "public-key"},
+            required=True,
+            immutable=True,
+        ),
+        Field("type", {"enum": ["ssh", "x509"]}, default="ssh", immutable=True),
+    )
     in_project = False
     mapped_facts = ("fingerprint",)
 
@@ -38,7 +44,7 @@ class Keypair(Kind):
         out = []
         for user_id, user in sorted(ctx.ids.of_kind("user"), key=lambda u: u[0]):
             for k in ctx.conn.compute.keypairs(user_id=user_id):
-                params = {"user": dict(user), "public_key": k.public_key, "type": k.type or "ssh"}
+                params = {**self.params_of(ctx, k), "user": dict(user)}
                 out.append(
                     self.resource(
                         {"user": dict(user), "name": k.name},
@@ -51,15 +57,9 @@ class Keypair(Kind):
         return out
 
     def create(self, ctx: Context, resource: Resource) -> str:
-        p = resource.params
-        user_id = ctx.resolve("user", p["user"])
-        keypair = ctx.conn.compute.create_keypair(
-            name=resource.identity["name"],
-            public_key=p["public_key"],
-            type=p.get("type", "ssh"),
-            user_id=user_id,
-        )
-        return f"{user_id}/{keypair.name}"
+        body = self.create_body(ctx, resource.params)
+        keypair = ctx.conn.compute.create_keypair(name=resource.identity["name"], **body)
+        return f"{body['user_id']}/{keypair.name}"
 
     def update(
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]

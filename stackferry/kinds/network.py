@@ -6,11 +6,13 @@ from typing import Any
 
 from stackferry.cloud import catalog
 from stackferry.engine.context import Context
-from stackferry.engine.formats import DESCRIPTION, NAME
-from stackferry.engine.kind import Kind, has_marker, with_marker, without_marker
-from stackferry.engine.model import Resource
+from stackferry.engine.formats import NAME
+from stackferry.engine.kind import Field, Kind
+from stackferry.engine.model import Params, Resource
+from stackferry.kinds.neutron import ADMIN_STATE_UP, DESCRIBED, TAGS, NeutronKind
 
 PROVIDER_TYPES_KEPT = ("flat", "vlan")  # tunnel segmentation IDs are allocated, not migrated
+BOOLEAN = {"type": "boolean"}
 
 
 class ExternalNetwork(Kind):
@@ -19,6 +21,7 @@ class ExternalNetwork(Kind):
 
     name = "external_network"
     plural = "external_networks"
+    description = "External networks (the cloud's, referenced by name, never created)"
     in_project = False
     lookup_only = True
     mapping_category = "external_networks"
@@ -30,74 +33,82 @@ class ExternalNetwork(Kind):
         ]
 
 
-class Network(Kind):
+class Network(NeutronKind):
     name = "network"
     plural = "networks"
-    description = "Neutron networks: MTU, port security, shared, tags, provider attributes"
+    description = "Neutron networks: MTU, port security, shared, tags, AZ hints, provider"
+    sdk_name = "network"
     identity_schema = {"name": NAME}
-    params_schema = {
-        "type": "object",
-        "properties": {
-            "description": DESCRIPTION,
-            "admin_state_up": {"type": "boolean"},
-            "mtu": {"type": ["integer", "null"], "minimum": 68, "maximum": 65535},
-            "port_security_enabled": {"type": "boolean"},
-            "shared": {"type": "boolean"},
-            "external": {"type": "boolean"},
-            "tags": {"type": "array", "items": {"type": "string"}},
-            "availability_zone_hints": {"type": "array", "items": {"type": "string"}},
-            "provider": {
+    fields = (
+        DESCRIBED,
+        ADMIN_STATE_UP,
+        Field(
+            "mtu",
+            {"type": ["integer", "null"], "minimum": 68, "maximum": 65535},
+            omit_empty=True,  # none given: the destination's own
+        ),
+        Field(
+            "port_security_enabled",
+            BOOLEAN,
+            attr="is_port_security_enabled",
+            default=True,
+        ),
+        Field("shared", BOOLEAN, attr="is_shared", default=False),
+        Field(
+            "external", BOOLEAN, attr="is_router_external", wire="router:external", default=False
+        ),
+        TAGS,
+        Field(
+            "availability_zone_hints",
+            {"type": "array", "items": {"type": "string"}},
+            default=[],
+            convert=sorted,
+            many=True,
+            mapping="availability_zones",
+            immutable=True,
+            create_only=True,
+        ),
+        Field(
+            "provider",
+            {
                 "type": ["object", "null"],
                 "properties": {
                     "network_type": {"type": "string"},
                     "physical_network": {"type": ["string", "null"]},
-                    "segmentation_id": {
-                        "type": ["integer", "null"],
-                        "minimum": 1,
-                        "maximum": 4094,
-                    },
+                    "segmentation_id": {"type": ["integer", "null"], "minimum": 1, "maximum": 4094},
                 },
                 "additionalProperties": False,
             },
-        },
-        "additionalProperties": False,
-    }
-    immutable = frozenset({"provider", "availability_zone_hints"})
-    mapped_values = (("availability_zone_hints[]", "availability_zones"),)
+            attr=None,  # the provider:* attributes, of flat and VLAN networks only
+            wire=None,
+            immutable=True,
+        ),
+    )
 
-    def read(self, ctx: Context) -> list[Resource]:
-        out = []
-        for n in ctx.conn.network.networks(project_id=ctx.project_id):
-            provider = None
-            if n.provider_network_type in PROVIDER_TYPES_KEPT:
-                provider = {
-                    "network_type": n.provider_network_type,
-                    "physical_network": n.provider_physical_network,
-                    "segmentation_id": n.provider_segmentation_id,
-                }
-            params = {
-                "description": n.description or "",
-                "admin_state_up": n.is_admin_state_up,
-                "mtu": n.mtu,
-                "port_security_enabled": n.is_port_security_enabled,
-                "shared": n.is_shared,
-                "external": n.is_router_external,
-                "tags": without_marker(n.tags),
-                "availability_zone_hints": sorted(n.availability_zone_hints or []),
-                "provider": provider,
+    def more_params(self, ctx: Context, obj: Any) -> Params:
+        if obj.provider_network_type not in PROVIDER_TYPES_KEPT:
+            return {"provider": None}
+        return {
+            "provider": {
+                "network_type": obj.provider_network_type,
+                "physical_network": obj.provider_physical_network,
+                "segmentation_id": obj.provider_segmentation_id,
             }
-            out.append(
-                self.resource(
-                    {"name": n.name},
-                    params,
-                    n.id,
-                    ctx,
-                    status=n.status,
-                    created_at=n.created_at,
-                    ours=has_marker(n.tags),
-                )
-            )
-        return out
+        }
+
+    def facts_of(self, ctx: Context, obj: Any) -> dict[str, Any]:
+        return {"status": obj.status, "created_at": obj.created_at}
+
+    def more_body(self, ctx: Context, resource: Resource, names: set[str]) -> dict[str, Any]:
+        provider = resource.params.get("provider") if "provider" in names else None
+        if not provider:
+            return {}
+        body = {"provider:network_type": provider["network_type"]}
+        if provider.get("physical_network"):
+            body["provider:physical_network"] = provider["physical_network"]
+        if provider.get("segmentation_id") is not None:
+            body["provider:segmentation_id"] = provider["segmentation_id"]
+        return body
 
     def check(self, ctx: Context, resource: Resource) -> list[str]:
         hints = resource.params.get("availability_zone_hints") or []
@@ -107,49 +118,3 @@ class Network(Kind):
             for zone in hints
             if zone not in known
         ]
-
-    def _body(self, params: dict[str, Any]) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "description": params.get("description", ""),
-            "admin_state_up": params.get("admin_state_up", True),
-            "port_security_enabled": params.get("port_security_enabled", True),
-            "shared": params.get("shared", False),
-            "router:external": params.get("external", False),
-        }
-        if params.get("mtu"):
-            body["mtu"] = params["mtu"]
-        return body
-
-    def create(self, ctx: Context, resource: Resource) -> str:
-        params = resource.params
-        body = self._body(params)
-        body["availability_zone_hints"] = params.get("availability_zone_hints", [])
-        provider = params.get("provider")
-        if provider:
-            body["provider:network_type"] = provider["network_type"]
-            if provider.get("physical_network"):
-                body["provider:physical_network"] = provider["physical_network"]
-            if provider.get("segmentation_id") is not None:
-                body["provider:segmentation_id"] = provider["segmentation_id"]
-        network = ctx.conn.network.create_network(
-            name=resource.identity["name"],
-            project_id=ctx.project_id,
-            **body,
-        )
-        ctx.conn.network.set_tags(network, with_marker(params))  # neutron refuses tags in POST
-        return str(network.id)
-
-    def update(
-        self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
-    ) -> None:
-        body = {k: v for k, v in self._body(resource.params).items() if _param_name(k) in changed}
-        if body:
-            ctx.conn.network.update_network(current.cloud_id, **body)
-        if "tags" in changed:
-            ctx.conn.network.set_tags(
-                ctx.conn.network.get_network(current.cloud_id), with_marker(resource.params)
-            )
-
-
-def _param_name(body_key: str) -> str:
-    return {"router:external": "external"}.get(body_key, body_key)

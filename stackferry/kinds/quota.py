@@ -12,7 +12,7 @@ from typing import Any
 
 from stackferry.cloud import catalog, sdk
 from stackferry.engine.context import Context
-from stackferry.engine.kind import Kind, Ownership
+from stackferry.engine.kind import Field, Kind, Ownership
 from stackferry.engine.model import Params, Resource
 
 SERVICES = ("compute", "network", "block-storage")
@@ -50,10 +50,12 @@ class Quota(Kind):
     plural = "quotas"
     description = "Quotas (limits only) of the tenant project: compute, network, block-storage"
     identity_fields = ("service",)
-    params_schema = {
-        "type": "object",
-        "properties": {
-            "volume_types": {
+    identity_schema = {"service": {"enum": list(SERVICES)}}
+    fields = (
+        # Block-storage limits per volume type, for the types that have one.
+        Field(
+            "volume_types",
+            {
                 "type": "array",
                 "items": {
                     "type": "object",
@@ -65,10 +67,12 @@ class Quota(Kind):
                     "additionalProperties": False,
                 },
             },
-        },
-        "additionalProperties": {"type": "integer", "minimum": -1},
-    }
-    mapped_values = (("volume_types[].type", "volume_types"),)
+            attr=None,
+            wire=None,
+        ),
+    )
+    other_params = {"type": "integer", "minimum": -1}  # every limit the service has
+    nested_mappings = (("volume_types[].type", "volume_types"),)
     gates_tenant = True
 
     def read(self, ctx: Context) -> list[Resource]:

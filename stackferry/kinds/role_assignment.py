@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from stackferry.cloud import sdk
 from stackferry.engine.context import Context
-from stackferry.engine.kind import Kind, RefSpec
+from stackferry.engine.kind import Field, Kind
 from stackferry.engine.model import Resource
 from stackferry.kinds.user import tenant_user_assignments
 
@@ -19,6 +19,7 @@ class Role(Kind):
 
     name = "role"
     plural = "roles"
+    description = "Keystone roles (the cloud's, referenced by name, never created)"
     in_project = False
     lookup_only = True
 
@@ -37,22 +38,12 @@ class RoleAssignment(Kind):
     identity_fields = ("user", "role", "project")
     # The identity's parts, as references: they order creation after the user and project
     # and let the plan block on a role the destination lacks. Nothing here can change.
-    params_schema = {
-        "type": "object",
-        "required": ["user", "role", "project"],
-        "properties": {
-            "user": {"type": "object"},
-            "role": {"type": "object"},
-            "project": {"type": "object"},
-        },
-        "additionalProperties": False,
-    }
-    refs = (
-        RefSpec("user", "user"),
-        RefSpec("role", "role"),
-        RefSpec("project", "project"),
+    fields = tuple(
+        Field(
+            part, {"type": "object"}, attr=None, wire=None, ref=part, required=True, immutable=True
+        )
+        for part in ("user", "role", "project")
     )
-    immutable = frozenset({"user", "role", "project"})
     in_project = False
 
     def read(self, ctx: Context) -> list[Resource]:

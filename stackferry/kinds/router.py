@@ -11,9 +11,10 @@ import json
 from typing import Any
 
 from stackferry.engine.context import Context
-from stackferry.engine.formats import DESCRIPTION, NAME
-from stackferry.engine.kind import Kind, RefSpec, has_marker, records, with_marker, without_marker
+from stackferry.engine.formats import NAME
+from stackferry.engine.kind import Field, RefSpec, records
 from stackferry.engine.model import Params, Resource
+from stackferry.kinds.neutron import ADMIN_STATE_UP, DESCRIBED, TAGS, NeutronKind
 
 INTERFACE_OWNERS = (
     "network:router_interface",
@@ -33,18 +34,19 @@ def _interface_key(interface: dict[str, Any]) -> tuple[str, str]:
     return (json.dumps(interface["subnet"], sort_keys=True), interface["ip_address"])
 
 
-class Router(Kind):
+class Router(NeutronKind):
     name = "router"
     plural = "routers"
     description = "Neutron routers: external gateway, interfaces (same addresses), static routes"
+    sdk_name = "router"
     identity_schema = {"name": NAME}
-    params_schema = {
-        "type": "object",
-        "properties": {
-            "description": DESCRIPTION,
-            "admin_state_up": {"type": "boolean"},
-            "tags": {"type": "array", "items": {"type": "string"}},
-            "external_gateway": {
+    fields = (
+        DESCRIBED,
+        ADMIN_STATE_UP,
+        TAGS,
+        Field(
+            "external_gateway",
+            {
                 "type": ["object", "null"],
                 "required": ["network"],
                 "properties": {
@@ -53,29 +55,43 @@ class Router(Kind):
                 },
                 "additionalProperties": False,
             },
-            "routes": records(
+            attr=None,
+            wire=None,
+        ),
+        Field(
+            "routes",
+            records(
                 {
                     "destination": {"type": "string", "format": "cidr"},
                     "nexthop": {"type": "string", "format": "ip-address"},
                 }
             ),
-            "interfaces": records(
+            attr=None,
+            wire=None,  # after the interfaces: each nexthop must be on one of them
+            order=_route_key,
+        ),
+        Field(
+            "interfaces",
+            records(
                 {
                     "subnet": {"type": "object"},
                     "ip_address": {"type": "string", "format": "ip-address"},
                 }
             ),
-        },
-        "additionalProperties": False,
-    }
-    mapped_facts = ("gateway_ips",)  # reported side by side: the destination allocates them
-    refs = (
+            attr=None,
+            wire=None,
+            order=_interface_key,
+        ),
+    )
+    nested_refs = (
         RefSpec("external_gateway.network", "external_network"),
         RefSpec("interfaces[].subnet", "subnet"),
     )
+    mapped_facts = ("gateway_ips",)  # reported side by side: the destination allocates them
 
     def read(self, ctx: Context) -> list[Resource]:
-        routers = list(ctx.conn.network.routers(project_id=ctx.project_id))
+        """Every interface of every router of the tenant in one list of ports."""
+        routers = list(self.listing(ctx))
         interfaces: dict[str, list[dict[str, Any]]] = {r.id: [] for r in routers}
         if routers:
             for port in ctx.conn.network.ports(
@@ -90,48 +106,25 @@ class Router(Kind):
                             "ip_address": ip["ip_address"],
                         }
                     )
-        out = []
-        for r in routers:
-            gateway = None
-            info = r.external_gateway_info or {}
-            if info.get("network_id"):
-                gateway = {
-                    "network": ctx.ref("external_network", info["network_id"]),
-                    "enable_snat": info.get("enable_snat"),
-                }
-            params = {
-                "description": r.description or "",
-                "admin_state_up": r.is_admin_state_up,
-                "tags": without_marker(r.tags),
-                "external_gateway": gateway,
-                "routes": sorted(
-                    (
-                        {"destination": x["destination"], "nexthop": x["nexthop"]}
-                        for x in r.routes or []
-                    ),
-                    key=_route_key,
-                ),
-                "interfaces": sorted(interfaces.get(r.id, []), key=_interface_key),
-            }
-            gateway_ips = [ip["ip_address"] for ip in info.get("external_fixed_ips") or []]
-            out.append(
-                self.resource(
-                    {"name": r.name},
-                    params,
-                    r.id,
-                    ctx,
-                    status=r.status,
-                    gateway_ips=gateway_ips,
-                    ours=has_marker(r.tags),
-                )
-            )
-        return out
+        return [self.resource_of(ctx, r, interfaces=interfaces[r.id]) for r in routers]
 
-    def normalise(self, params: Params) -> Params:
-        out = dict(params)
-        out["routes"] = sorted(params.get("routes", []), key=_route_key)
-        out["interfaces"] = sorted(params.get("interfaces", []), key=_interface_key)
-        return out
+    def more_params(self, ctx: Context, obj: Any) -> Params:
+        info = obj.external_gateway_info or {}
+        gateway = None
+        if info.get("network_id"):
+            gateway = {
+                "network": ctx.ref("external_network", info["network_id"]),
+                "enable_snat": info.get("enable_snat"),
+            }
+        routes = [
+            {"destination": x["destination"], "nexthop": x["nexthop"]} for x in obj.routes or []
+        ]
+        return {"external_gateway": gateway, "routes": routes}
+
+    def facts_of(self, ctx: Context, obj: Any) -> dict[str, Any]:
+        info = obj.external_gateway_info or {}
+        ips = [ip["ip_address"] for ip in info.get("external_fixed_ips") or []]
+        return {"status": obj.status, "gateway_ips": ips}
 
     @staticmethod
     def _gateway_body(ctx: Context, gateway: dict[str, Any] | None) -> dict[str, Any]:
@@ -142,37 +135,25 @@ class Router(Kind):
             body["enable_snat"] = gateway["enable_snat"]
         return body
 
-    def create(self, ctx: Context, resource: Resource) -> str:
-        p = resource.params
-        body: dict[str, Any] = {
-            "name": resource.identity["name"],
-            "project_id": ctx.project_id,
-            "description": p.get("description", ""),
-            "admin_state_up": p.get("admin_state_up", True),
-        }
-        if p.get("external_gateway"):
-            body["external_gateway_info"] = self._gateway_body(ctx, p["external_gateway"])
-        router = ctx.conn.network.create_router(**body)
-        ctx.conn.network.set_tags(router, with_marker(p))  # neutron refuses tags in POST
-        for interface in p.get("interfaces", []):
-            self._add_interface(ctx, router.id, interface)
-        if p.get("routes"):  # after the interfaces: each nexthop must be on one of them
-            ctx.conn.network.update_router(router.id, routes=p["routes"])
-        return str(router.id)
+    def more_body(self, ctx: Context, resource: Resource, names: set[str]) -> dict[str, Any]:
+        gateway = resource.params.get("external_gateway")
+        if "external_gateway" not in names or not gateway:
+            return {}  # a gateway to remove: after_update
+        return {"external_gateway_info": self._gateway_body(ctx, gateway)}
 
-    def update(
+    def after_create(self, ctx: Context, resource: Resource, obj: Any) -> None:
+        p = resource.params
+        for interface in p.get("interfaces", []):
+            self._add_interface(ctx, obj.id, interface)
+        if p.get("routes"):  # after the interfaces: each nexthop must be on one of them
+            ctx.conn.network.update_router(obj.id, routes=p["routes"])
+
+    def after_update(
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:
         p, router_id = resource.params, current.cloud_id
-        body: dict[str, Any] = {
-            k: p.get(k) for k in ("description", "admin_state_up") if k in changed
-        }
-        if "external_gateway" in changed:
-            body["external_gateway_info"] = self._gateway_body(ctx, p.get("external_gateway"))
-        if body:
-            ctx.conn.network.update_router(router_id, **body)
-        if "tags" in changed:
-            ctx.conn.network.set_tags(ctx.conn.network.get_router(router_id), with_marker(p))
+        if "external_gateway" in changed and not p.get("external_gateway"):
+            ctx.conn.network.update_router(router_id, external_gateway_info={})
         if not changed & {"routes", "interfaces"}:
             return
         want_routes = sorted(p.get("routes", []), key=_route_key)

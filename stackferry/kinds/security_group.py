@@ -9,6 +9,11 @@ Neutron also puts rules into groups on its own (the default group's rules, and e
 every new group). Those the source group lacks are deleted: at once when stackferry creates (or
 adopts) a group, and otherwise by the plan (``prune_within``), so each source rule exists
 exactly once and no other rule does.
+
+Neutron treats a rule without a remote prefix and one with 0.0.0.0/0 (or ::/0) as the same
+rule, so the identity does too; the prefix as the source shows it is a param, written as it
+is: the destination shows exactly what the source shows. A rule that differs only in how it
+says "anywhere" (or in its description) cannot change in place: it is replaced.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from openstack import exceptions
 
 from stackferry.engine.context import Context
 from stackferry.engine.formats import DESCRIPTION, NAME
-from stackferry.engine.kind import Kind, Ownership, RefSpec, has_marker, with_marker, without_marker
-from stackferry.engine.model import Resource
+from stackferry.engine.kind import Field, Kind, Ownership, has_marker, with_marker
+from stackferry.engine.model import Params, Resource
+from stackferry.kinds.neutron import DESCRIBED, TAGS, NeutronKind
 
 DEFAULT_GROUP = "default"
 
@@ -100,34 +106,19 @@ def rule_identity(
     }
 
 
-class SecurityGroup(Kind):
+class SecurityGroup(NeutronKind):
     name = "security_group"
     plural = "security_groups"
     description = "Neutron security groups (the project's default group is matched by name)"
+    sdk_name = "security_group"
     identity_schema = {"name": NAME}
-    params_schema = {
-        "type": "object",
-        "properties": {
-            "description": DESCRIPTION,
-            "stateful": {"type": "boolean"},
-            "tags": {"type": "array", "items": {"type": "string"}},
-        },
-        "additionalProperties": False,
-    }
+    fields = (
+        DESCRIBED,
+        Field("stateful", {"type": "boolean"}, default=True, convert=bool),
+        TAGS,
+    )
 
-    def _params(self, group: Any) -> dict[str, Any]:
-        return {
-            "description": group.description or "",
-            "stateful": True if group.stateful is None else bool(group.stateful),
-            "tags": without_marker(group.tags),
-        }
-
-    def read(self, ctx: Context) -> list[Resource]:
-        # Listing a project's groups makes neutron create its default group if it has none.
-        return [
-            self.resource({"name": g.name}, self._params(g), g.id, ctx, ours=has_marker(g.tags))
-            for g in ctx.conn.network.security_groups(project_id=ctx.project_id)
-        ]
+    # Listing a project's groups makes neutron create its default group if it has none.
 
     def ownership(self, current: Resource) -> Ownership:
         """Neutron makes each project's default group itself: it is ours when the project is
@@ -145,19 +136,12 @@ class SecurityGroup(Kind):
         return super().converge(ctx, resource, current, made_here)
 
     def create(self, ctx: Context, resource: Resource) -> str:
-        p = resource.params
-        name = resource.identity["name"]
-        if name == DEFAULT_GROUP:
+        if resource.identity["name"] == DEFAULT_GROUP:
             return self._adopt_default(ctx, resource)
-        group = ctx.conn.network.create_security_group(
-            name=name,
-            project_id=ctx.project_id,
-            description=p.get("description", ""),
-            stateful=p.get("stateful", True),
-        )
-        ctx.conn.network.set_tags(group, with_marker(p))  # neutron refuses tags in POST
-        self._drop_rules(ctx, group.security_group_rules)
-        return str(group.id)
+        return super().create(ctx, resource)
+
+    def after_create(self, ctx: Context, resource: Resource, obj: Any) -> None:
+        self._drop_rules(ctx, obj.security_group_rules)
 
     def _adopt_default(self, ctx: Context, resource: Resource) -> str:
         """The destination project's own default group, brought to the source's params. Only
@@ -168,7 +152,9 @@ class SecurityGroup(Kind):
         )
         if group is None:
             raise LookupError(f"neutron did not create project {ctx.project_id}'s default group")
-        current = Resource(self.name, resource.identity, self._params(group), {"id": group.id})
+        current = Resource(
+            self.name, resource.identity, self.params_of(ctx, group), {"id": group.id}
+        )
         changed = self.changed_fields(resource.params, current.params) | {"tags"}
         self.update(ctx, resource, current, changed)  # with our marker: a later run knows it
         self._drop_rules(ctx, group.security_group_rules)
@@ -180,22 +166,11 @@ class SecurityGroup(Kind):
         for rule in rules or []:
             ctx.conn.network.delete_security_group_rule(rule["id"], ignore_missing=True)
 
-    def update(
-        self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
-    ) -> None:
-        p = resource.params
-        body = {k: p.get(k) for k in ("description", "stateful") if k in changed}
-        if body:
-            ctx.conn.network.update_security_group(current.cloud_id, **body)
-        if "tags" in changed:
-            ctx.conn.network.set_tags(
-                ctx.conn.network.get_security_group(current.cloud_id), with_marker(p)
-            )
-
 
 class SecurityGroupRule(Kind):
     """A rule, named by its group and every field that defines it. Neutron cannot change a
-    rule in place, so only the description could differ, and that is a conflict."""
+    rule in place: a rule that differs (its description, how its prefix says "anywhere") is
+    replaced."""
 
     name = "security_group_rule"
     plural = "security_group_rules"
@@ -222,21 +197,35 @@ class SecurityGroupRule(Kind):
         "remote_group": {"type": ["string", "null"]},
         "remote_address_group": {"type": ["string", "null"]},
     }
-    params_schema = {
-        "type": "object",
-        "required": ["security_group"],
-        "properties": {
-            "security_group": {"type": "object"},
-            "remote_group": {"type": ["object", "null"]},
-            "description": DESCRIPTION,
-        },
-        "additionalProperties": False,
-    }
-    refs = (
-        RefSpec("security_group", "security_group"),
-        RefSpec("remote_group", "security_group"),
+    fields = (
+        Field(
+            "security_group",
+            {"type": "object"},
+            attr=None,
+            wire=None,
+            ref="security_group",
+            required=True,
+            immutable=True,
+        ),
+        Field(
+            "remote_group",
+            {"type": ["object", "null"]},
+            attr=None,
+            wire=None,
+            ref="security_group",
+            immutable=True,
+        ),
+        # As the source shows it: None and 0.0.0.0/0 are one rule to neutron, not to its API.
+        Field(
+            "remote_ip_prefix",
+            {"type": ["string", "null"], "format": "cidr"},
+            attr=None,
+            wire=None,
+            immutable=True,
+        ),
+        Field("description", DESCRIPTION, attr=None, wire=None, default="", immutable=True),
     )
-    immutable = frozenset({"security_group", "remote_group", "description"})
+    replaceable = frozenset({"remote_ip_prefix", "description"})
     prune_within = "security_group"
 
     def read(self, ctx: Context) -> list[Resource]:
@@ -267,10 +256,17 @@ class SecurityGroupRule(Kind):
                 params = {
                     "security_group": {"name": group.name},
                     "remote_group": remote,
+                    "remote_ip_prefix": rule.get("remote_ip_prefix"),
                     "description": rule.get("description") or "",
                 }
                 out.append(self.resource(identity, params, rule["id"], ctx))
         return out
+
+    def changed_fields(self, desired: Params, current: Params) -> set[str]:
+        """A workdir from before the exact prefix was kept has none: the identity's stands."""
+        if "remote_ip_prefix" not in desired:
+            current = {k: v for k, v in current.items() if k != "remote_ip_prefix"}
+        return super().changed_fields(desired, current)
 
     def create(self, ctx: Context, resource: Resource) -> str:
         i, p = resource.identity, resource.params
@@ -283,7 +279,7 @@ class SecurityGroupRule(Kind):
             "protocol": i["protocol"],
             "port_range_min": i["port_range_min"],
             "port_range_max": i["port_range_max"],
-            "remote_ip_prefix": i["remote_ip_prefix"],
+            "remote_ip_prefix": p.get("remote_ip_prefix", i["remote_ip_prefix"]),
             "remote_group_id": ctx.resolve("security_group", p.get("remote_group")),
             "description": p.get("description", ""),
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
-from stackferry.engine.kind import Kind
+from stackferry.engine.kind import Field, Kind
 from stackferry.engine.model import Resource
 
 
@@ -14,34 +14,34 @@ class ServerGroup(Kind):
     plural = "server_groups"
     description = "Nova server groups (policy and rules)"
     identity_schema = {"name": {**NAME, "minLength": 1}}
-    params_schema = {
-        "type": "object",
-        "required": ["policy"],
-        "properties": {
-            "policy": {
-                "enum": ["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"]
-            },
-            "rules": {
+    fields = (  # nova cannot change a group in place
+        Field(
+            "policy",
+            {"enum": ["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"]},
+            required=True,
+            immutable=True,
+        ),
+        Field(
+            "rules",
+            {
                 "type": "object",
                 "properties": {"max_server_per_host": {"type": "integer", "minimum": 1}},
                 "additionalProperties": False,
             },
-        },
-        "additionalProperties": False,
-    }
-    immutable = frozenset({"policy", "rules"})  # nova cannot change a group in place
+            default={},
+            convert=dict,
+            immutable=True,
+            omit_empty=True,
+        ),
+    )
 
     def read(self, ctx: Context) -> list[Resource]:
         return [
-            self.resource(
-                {"name": g.name}, {"policy": g.policy, "rules": dict(g.rules or {})}, g.id, ctx
-            )
+            self.resource({"name": g.name}, self.params_of(ctx, g), g.id, ctx)
             for g in ctx.conn.compute.server_groups(all_projects=True)
             if g.project_id == ctx.project_id
         ]
 
     def create(self, ctx: Context, resource: Resource) -> str:
-        body = {"name": resource.identity["name"], "policy": resource.params["policy"]}
-        if resource.params.get("rules"):
-            body["rules"] = resource.params["rules"]
+        body = {"name": resource.identity["name"], **self.create_body(ctx, resource.params)}
         return str(ctx.project_conn().compute.create_server_group(**body).id)

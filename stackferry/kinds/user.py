@@ -16,7 +16,7 @@ from typing import Any
 from stackferry.cloud import sdk
 from stackferry.engine.context import Context
 from stackferry.engine.formats import KEYSTONE_NAME, USER_NAME
-from stackferry.engine.kind import Kind, RefSpec
+from stackferry.engine.kind import Field, Kind
 from stackferry.engine.model import Resource
 
 PASSWORD_FACT = "not migrated: set one or use federation"
@@ -59,17 +59,20 @@ class User(Kind):
     )
     identity_fields = ("name", "domain")
     identity_schema = {"name": USER_NAME, "domain": KEYSTONE_NAME}
-    params_schema = {
-        "type": "object",
-        "properties": {
-            "description": {"type": "string"},
-            "email": {"type": ["string", "null"]},
-            "enabled": {"type": "boolean"},
-            "default_project": {"type": ["object", "null"]},
-        },
-        "additionalProperties": False,
-    }
-    refs = (RefSpec("default_project", "project"),)
+    fields = (
+        Field("description", {"type": "string"}, default=""),
+        Field("email", {"type": ["string", "null"]}, omit_empty=True),
+        Field("enabled", {"type": "boolean"}, attr="is_enabled", wire="is_enabled", default=True),
+        # The tenant, when it is the user's default project; other projects are not ours.
+        Field(
+            "default_project",
+            {"type": ["object", "null"]},
+            attr=None,
+            wire="default_project_id",
+            ref="project",
+            omit_empty=True,
+        ),
+    )
     after = ("domain",)
     in_project = False
     mapping_category = "users"
@@ -115,42 +118,28 @@ class User(Kind):
             if ctx.tenant.id and u.default_project_id == ctx.tenant.id
             else None
         )
-        params = {
-            "description": u.description or "",
-            "email": u.email,
-            "enabled": bool(u.is_enabled),
-            "default_project": default_project,
-        }
+        params = {**self.params_of(ctx, u), "default_project": default_project}
         return self.resource(
             {"name": u.name, "domain": domain_name}, params, u.id, ctx, password=PASSWORD_FACT
         )
 
-    def _body(self, ctx: Context, params: dict[str, Any], changed: set[str]) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if "description" in changed:
-            body["description"] = params.get("description", "")
-        if "email" in changed:
-            body["email"] = params.get("email")
-        if "enabled" in changed:
-            body["is_enabled"] = params.get("enabled", True)
-        if "default_project" in changed:
-            body["default_project_id"] = ctx.resolve("project", params.get("default_project"))
-        return body
-
     def create(self, ctx: Context, resource: Resource) -> str:
         """Create the user, without a password (one that exists by that name was found by the
         plan, through ``find``, and is not created again)."""
-        did = domain_id(ctx, resource.identity["domain"])
-        body = self._body(ctx, resource.params, set(self.params_schema["properties"]))
-        body = {k: v for k, v in body.items() if v is not None}
         user = sdk.identity(ctx.conn).create_user(
-            name=resource.identity["name"], domain_id=did, **body
+            name=resource.identity["name"],
+            domain_id=domain_id(ctx, resource.identity["domain"]),
+            **self.create_body(ctx, resource.params),
         )
         return str(user.id)
 
     def update(
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:
-        body = self._body(ctx, resource.params, changed)
+        body = self.update_body(ctx, resource.params, changed)
+        if "email" in changed and "email" not in body:
+            body["email"] = None  # taken away in the source
+        if "default_project" in changed and "default_project_id" not in body:
+            body["default_project_id"] = None
         if body:
             sdk.identity(ctx.conn).update_user(current.cloud_id, **body)

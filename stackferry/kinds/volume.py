@@ -26,7 +26,7 @@ from openstack import exceptions
 from openstack.connection import Connection
 
 from stackferry.cloud import catalog, sdk
-from stackferry.cloud.connection import rest
+from stackferry.cloud.glance import Glance
 from stackferry.cloud.retry import OPERATIONS, wait_until
 from stackferry.data.stream import Digests, Fingerprint, TransferError
 from stackferry.data.transfer import transfer
@@ -40,7 +40,7 @@ from stackferry.data.volumes import (
 )
 from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
-from stackferry.engine.kind import MARKER_TAG, Kind
+from stackferry.engine.kind import MARKER_TAG, Field, Kind
 from stackferry.engine.model import Resource, identity_key
 from stackferry.engine.temporaries import undoes
 from stackferry.kinds.image import safe_name
@@ -93,26 +93,43 @@ class Volume(Kind):
     plural = "volumes"
     description = "Cinder volumes of the tenant, with their bytes"
     identity_schema = {"name": NAME}
-    params_schema = {
-        "type": "object",
-        "required": ["size"],
-        "properties": {
-            "description": {"type": ["string", "null"], "maxLength": 255},
-            "size": {"type": "integer", "minimum": 1},
-            "volume_type": {"type": ["string", "null"]},
-            "availability_zone": {"type": ["string", "null"]},
-            "bootable": {"type": "boolean"},
-            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
-            "image_metadata": {"type": "object"},
-        },
-        "additionalProperties": False,
-    }
-    immutable = frozenset({"size", "volume_type", "availability_zone"})
-    mapped_values = (
-        ("volume_type", "volume_types"),
-        ("availability_zone", "availability_zones"),
+    fields = (
+        Field("description", {"type": ["string", "null"], "maxLength": 255}),
+        Field("size", {"type": "integer", "minimum": 1}, required=True, immutable=True),
+        Field(
+            "volume_type",
+            {"type": ["string", "null"]},
+            mapping="volume_types",
+            immutable=True,
+            omit_empty=True,
+        ),
+        Field(
+            "availability_zone",
+            {"type": ["string", "null"]},
+            mapping="availability_zones",
+            immutable=True,
+            omit_empty=True,
+        ),
+        Field(
+            "bootable",
+            {"type": "boolean"},
+            attr="is_bootable",
+            wire=None,  # an action of its own
+            default=False,
+            convert=lambda value: str(value).lower() == "true",
+        ),
+        Field(
+            "metadata",
+            {"type": "object", "additionalProperties": {"type": "string"}},
+            default={},
+            convert=dict,
+        ),
+        # What cinder recorded of the image the volume was made from (its ID is this cloud's).
+        Field("image_metadata", {"type": "object"}, attr=None, wire=None),
     )
     after = ("image",)  # a volume's image metadata names its image: see soft_needs
+    service = "block-storage"
+    optional_service = True  # a cloud without cinder has no volumes to move
     moves_data = True
 
     def read(self, ctx: Context) -> list[Resource]:
@@ -123,12 +140,7 @@ class Volume(Kind):
                 continue  # ours, unfinished: a temporary the journal removes
             image_metadata = dict(v.volume_image_metadata or {})
             params = {
-                "description": v.description,
-                "size": v.size,
-                "volume_type": v.volume_type,
-                "availability_zone": v.availability_zone,
-                "bootable": str(v.is_bootable).lower() == "true",
-                "metadata": dict(v.metadata or {}),
+                **self.params_of(ctx, v),
                 "image_metadata": {
                     k: val for k, val in image_metadata.items() if k not in CLOUD_LOCAL_IMAGE_KEYS
                 },
@@ -227,11 +239,10 @@ class Volume(Kind):
         ctx.temporaries.record(f"{tmp}:dst-image", f"{what}: destination image {tmp}",
                                "image_named", {"name": tmp})  # fmt: skip
         dst_image_id = str(
-            rest(ctx.conn.image, "post",
-                "/images",
-                json={"name": tmp, "disk_format": "raw", "container_format": "bare",
-                      "visibility": "private", "owner": ctx.project_id, "tags": [MARKER_TAG]},
-            ).json()["id"]
+            Glance(ctx.conn).create(
+                {"name": tmp, "disk_format": "raw", "container_format": "bare",
+                 "visibility": "private", "owner": ctx.project_id, "tags": [MARKER_TAG]}
+            )["id"]
         )  # fmt: skip
         digests = transfer(
             ctx.data,
@@ -263,13 +274,7 @@ class Volume(Kind):
         if made:
             volume_id = str(made[0].id)
         else:
-            attrs: dict[str, Any] = {"name": tmp, "size": p["size"], "image_id": image_id,
-                                     "description": p.get("description"),
-                                     "metadata": p.get("metadata") or {}}  # fmt: skip
-            if p.get("volume_type"):
-                attrs["volume_type"] = p["volume_type"]
-            if p.get("availability_zone"):
-                attrs["availability_zone"] = p["availability_zone"]
+            attrs = {**self.create_body(ctx, p), "name": tmp, "image_id": image_id}
             volume_id = str(sdk.block_storage(ctx.project_conn()).create_volume(**attrs).id)
         wait = timeout_for(p["size"])
         wait_volume(ctx.conn, volume_id, {"available"}, f"{what}: create from image", wait)

@@ -17,9 +17,9 @@ from stackferry.cli import render
 from stackferry.cli.common import explain, handles_errors
 from stackferry.cli.main import cli
 from stackferry.cloud.retry import RetriesExhausted
-from stackferry.engine.apply import Outcome
+from stackferry.engine.apply import Outcome, State
 from stackferry.engine.model import Resource
-from stackferry.engine.plan import Plan, Step
+from stackferry.engine.plan import Action, Plan, Step
 from stackferry.errors import WorkdirError
 
 
@@ -46,14 +46,14 @@ def test_text_from_clouds_is_never_read_as_markup() -> None:
     rule = Resource("security_group_rule", {"security_group": "[bold]x"}, {})
     plan = Plan(
         [
-            Step(odd, "conflict", reason="exists [/] and stackferry did not make it"),
-            Step(rule, "delete", rule, reason="in the destination only"),
+            Step(odd, Action.CONFLICT, reason="exists [/] and stackferry did not make it"),
+            Step(rule, Action.DELETE, rule, reason="in the destination only"),
         ],
         tenant_exists=True,
     )
     text = _rendered(render.plan_table(plan))
     assert "[/]web[red]" in text and "exists [/] and" in text and "delete" in text
-    outcome = Outcome({odd.key: "failed"}, {}, {odd.key: "HTTP 409: name [x] taken"})
+    outcome = Outcome({odd.key: State.FAILED}, {}, {odd.key: "HTTP 409: name [x] taken"})
     assert "name [x] taken" in _rendered(render.outcome_table(plan, outcome))
 
 

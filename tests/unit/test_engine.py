@@ -28,7 +28,7 @@ def item(box_name: str, name: str) -> Resource:
 def plan_for(cloud: FakeCloud, desired: list[Resource], **kinds: Kind):
     registry = Registry(kinds.values() or [Box(cloud), Item(cloud)])
     ctx = context(cloud)
-    current = read_destination(registry, registry.ordered, ctx)
+    current = read_destination(registry.ordered, ctx)
     by_kind: dict[str, list[Resource]] = {}
     for r in desired:
         by_kind.setdefault(r.kind, []).append(r)
@@ -196,7 +196,7 @@ def _owners(**kw: object) -> Owners:
 def _plan_with(cloud: FakeCloud, desired: list[Resource], owners: Owners) -> dict[str, Step]:
     registry = Registry([Box(cloud), Item(cloud)])
     ctx = context(cloud)
-    current = read_destination(registry, registry.ordered, ctx)
+    current = read_destination(registry.ordered, ctx)
     by_kind: dict[str, list[Resource]] = {}
     for r in desired:
         by_kind.setdefault(r.kind, []).append(r)
@@ -253,7 +253,7 @@ def test_apply_refuses_a_plan_with_problems_unless_partial(tmp_path: Path) -> No
     cloud = FakeCloud()
     cloud.add("box", {"name": "theirs"}, {"size": 1, "colour": "red"}, ours=False)
     registry = Registry([Box(cloud), Item(cloud)])
-    current = read_destination(registry, registry.ordered, context(cloud))
+    current = read_destination(registry.ordered, context(cloud))
     desired = {"box": [box("theirs", colour="blue"), box("new")], "item": [item("ghost", "x")]}
     plan = make_plan(registry, registry.ordered, desired, current, None)
     with pytest.raises(PlanRefused, match="1 conflict, 1 blocked"):
@@ -297,3 +297,96 @@ def test_only_and_skip_of_the_same_kind_is_refused() -> None:
 
     with pytest.raises(StackferryError, match="both --only and --skip"):
         registry().select(["networks"], ["network"])
+
+
+def test_replace_is_a_plan_action_for_what_stackferry_made_and_apply_carries_it_out(
+    tmp_path: Path,
+) -> None:
+    class Disc(Box):
+        name, plural = "disc", "discs"
+        replaceable = frozenset({"size"})
+
+    cloud = FakeCloud()
+    cloud.add("disc", {"name": "ours"}, {"size": 1, "colour": "red"})
+    cloud.add("disc", {"name": "theirs"}, {"size": 1, "colour": "red"}, ours=False)
+    desired = [
+        Resource("disc", {"name": "ours"}, {"size": 2, "colour": "red"}),
+        Resource("disc", {"name": "theirs"}, {"size": 2, "colour": "red"}),
+    ]
+    plan, outcome, _ = run(tmp_path, cloud, desired, disc=Disc(cloud))
+    actions = {s.resource.label: s.action for s in plan.steps}
+    assert actions == {"ours": "replace", "theirs": "conflict"}
+    assert "deleted and made again" in plan.steps[0].reason
+    assert outcome.state[desired[0].key] == "done"
+    sizes = {o["identity"]["name"]: o["params"]["size"] for _, o in cloud.of_kind("disc")}
+    assert sizes == {"ours": 2, "theirs": 1}  # made again; theirs untouched
+    assert len(cloud.of_kind("disc")) == 2
+
+
+def test_claims_take_what_a_kind_owns_out_of_another_kinds_read() -> None:
+    from stackferry.engine.read import read_cloud
+
+    class Case(Box):
+        name, plural = "case", "cases"
+        claims = ("box",)
+
+        def claimed(self, resource: Resource) -> set[str]:
+            return set(resource.params.get("holds", []))
+
+    cloud = FakeCloud()
+    inside = cloud.add("box", {"name": "inside"}, {"size": 1})
+    cloud.add("box", {"name": "loose"}, {"size": 1})
+    cloud.add("case", {"name": "c"}, {"holds": [inside]})
+    found = read_cloud([Box(cloud), Case(cloud)], context(cloud))
+    assert [r.identity["name"] for r in found["box"]] == ["loose"]
+
+
+def test_a_kind_whose_optional_service_the_cloud_lacks_is_left_out_with_a_note() -> None:
+    from stackferry.engine.read import read_cloud
+
+    class NoServices:
+        def has_service(self, service: str) -> bool:
+            return False
+
+    class Disc(Box):
+        name, plural = "disc", "discs"
+        service = "image"
+        optional_service = True
+
+    class Tape(Box):
+        name, plural = "tape", "tapes"
+        service = "block-storage"
+
+    cloud = FakeCloud()
+    ctx = context(cloud)
+    ctx.conn = NoServices()  # type: ignore[assignment]
+    found = read_cloud([Disc(cloud)], ctx)
+    assert found == {"disc": []} and "no image service" in ctx.notes[0]
+    with pytest.raises(StackferryError, match=r"no block-storage service.*--skip tapes"):
+        read_cloud([Tape(cloud)], ctx)
+
+
+def test_a_resource_still_building_is_waited_for_before_it_is_changed(tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    made = cloud.add("box", {"name": "b"}, {"size": 1, "colour": "red", "building": 2})
+
+    class Slow(Box):
+        def ready(self, current: Resource) -> bool:
+            return not current.params.get("building")
+
+        def read(self, ctx):
+            found = super().read(ctx)
+            obj = self.cloud.objects[made]["params"]
+            if obj.get("building"):
+                obj["building"] -= 1  # it settles after two looks
+            return found
+
+        def changed_fields(self, desired, current):
+            current = {k: v for k, v in current.items() if k != "building"}
+            return super().changed_fields(desired, current)
+
+    desired = [Resource("box", {"name": "b"}, {"size": 1, "colour": "blue"})]
+    _, outcome, _ = run(tmp_path, cloud, desired, box=Slow(cloud), item=Item(cloud))
+    assert outcome.state[desired[0].key] == "done"
+    assert cloud.objects[made]["params"]["colour"] == "blue"
+    assert "building" not in cloud.objects[made]["params"]  # updated only once it settled

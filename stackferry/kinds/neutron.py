@@ -1,0 +1,126 @@
+"""What every neutron kind of the tenant shares, written once.
+
+A neutron resource is listed by project in one call, created in the project from its
+fields, tagged with stackferry's marker right after the POST (neutron takes no tags in it),
+and updated with one PUT of the fields that changed. A kind here declares ``sdk_name``
+(openstacksdk's ``networks()``, ``create_network()``, ``update_network()``,
+``get_network()``...) and its fields; what is irregular goes in the few hooks below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from stackferry.engine.context import Context
+from stackferry.engine.formats import DESCRIPTION, NAME
+from stackferry.engine.kind import Field, Kind, has_marker, with_marker, without_marker
+from stackferry.engine.model import Params, Resource
+
+# Fields several neutron kinds have, declared once.
+DESCRIBED = Field("description", DESCRIPTION, default="")
+NAMED = Field("name", NAME, default="")  # for kinds whose name does not identify them
+ADMIN_STATE_UP = Field(
+    "admin_state_up", {"type": "boolean"}, attr="is_admin_state_up", default=True
+)
+IN_NETWORK = Field(
+    "network",
+    {"type": "object"},
+    attr="network_id",
+    wire="network_id",
+    ref="network",
+    required=True,
+    immutable=True,
+    create_only=True,
+)
+TAGS = Field(
+    "tags",
+    {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 255}},
+    wire=None,  # neutron refuses tags in a POST: set with our marker right after it
+    default=[],
+    convert=without_marker,
+)
+
+
+class NeutronKind(Kind):
+    sdk_name: ClassVar[str]  # "network", "subnet", "security_group", "router", "port", "ip"
+
+    # --- the irregular parts, each optional --------------------------------------------
+
+    def listing(self, ctx: Context) -> Iterable[Any]:
+        """The tenant's resources of this kind, as openstacksdk objects."""
+        return list(getattr(ctx.conn.network, f"{self.sdk_name}s")(project_id=ctx.project_id))
+
+    def identity_of(self, ctx: Context, obj: Any, params: Params) -> dict[str, Any]:
+        return {"name": obj.name}
+
+    def more_params(self, ctx: Context, obj: Any) -> Params:
+        """Params no field reads by itself."""
+        return {}
+
+    def facts_of(self, ctx: Context, obj: Any) -> dict[str, Any]:
+        return {}
+
+    def naming(self, resource: Resource) -> dict[str, Any]:
+        """The create call's arguments that come from the identity."""
+        return {"name": resource.identity["name"]}
+
+    def more_body(self, ctx: Context, resource: Resource, names: set[str]) -> dict[str, Any]:
+        """Body keys no field writes by itself, for these params (all of them on create)."""
+        return {}
+
+    def after_create(self, ctx: Context, resource: Resource, obj: Any) -> None:
+        """What the create needs once the resource exists and is tagged."""
+
+    def after_update(
+        self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
+    ) -> None:
+        """What an update needs besides its PUT and tags."""
+
+    # --- written once --------------------------------------------------------------------
+
+    def read(self, ctx: Context) -> list[Resource]:
+        return [self.resource_of(ctx, obj) for obj in self.listing(ctx)]
+
+    def resource_of(self, ctx: Context, obj: Any, **more: Any) -> Resource:
+        """One listed object as a resource: its fields, what ``more_params`` adds, ``more``."""
+        params = {**self.params_of(ctx, obj), **self.more_params(ctx, obj), **more}
+        return self.resource(
+            self.identity_of(ctx, obj, params),
+            self.normalise(params),
+            obj.id,
+            ctx,
+            ours=has_marker(obj.tags),
+            **self.facts_of(ctx, obj),
+        )
+
+    def create(self, ctx: Context, resource: Resource) -> str:
+        net, p = ctx.conn.network, resource.params
+        names = set(p) | {f.name for f in self.fields}
+        body = {
+            "project_id": ctx.project_id,
+            **self.naming(resource),
+            **self.create_body(ctx, p),
+            **self.more_body(ctx, resource, names),
+        }
+        obj = getattr(net, f"create_{self.sdk_name}")(**body)
+        net.set_tags(obj, self.tags_of(resource))
+        self.after_create(ctx, resource, obj)
+        return str(obj.id)
+
+    def update(
+        self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
+    ) -> None:
+        net, p = ctx.conn.network, resource.params
+        body = {**self.update_body(ctx, p, changed), **self.more_body(ctx, resource, changed)}
+        if body:  # one PUT: fields that depend on each other change together
+            getattr(net, f"update_{self.sdk_name}")(current.cloud_id, **body)
+        if "tags" in changed:
+            net.set_tags(
+                getattr(net, f"get_{self.sdk_name}")(current.cloud_id), self.tags_of(resource)
+            )
+        self.after_update(ctx, resource, current, changed)
+
+    def tags_of(self, resource: Resource) -> list[str]:
+        """The tags as written: the resource's own, and our marker."""
+        return with_marker(resource.params)
