@@ -21,16 +21,17 @@ from stackferry.cli.common import handles_errors
 from stackferry.cloud.connection import CallCounter, connect
 from stackferry.errors import StackferryError
 from stackferry.files import write_atomic
-from stackferry.ops import image_stores as ops
+from stackferry.ops.image_stores import decide, mover, select
+from stackferry.ops.image_stores.api import GlanceApi
 
 F = TypeVar("F", bound=Callable[..., Any])
 RESULT_STYLE = {
-    ops.MOVED: "green",
-    ops.SKIPPED: "dim",
-    ops.PLANNED: "yellow",
-    ops.FAILED: "red",
-    ops.BLOCKED: "red",
-    ops.NOT_ATTEMPTED: "red",
+    decide.MOVED: "green",
+    decide.SKIPPED: "dim",
+    decide.PLANNED: "yellow",
+    decide.FAILED: "red",
+    decide.BLOCKED: "red",
+    decide.NOT_ATTEMPTED: "red",
 }
 
 
@@ -93,19 +94,19 @@ def move_store(
     label = cloud or "cloud"
     counter = CallCounter()
     conn = connect(cloud, counter, label)
-    api = ops.GlanceApi(conn)
+    api = GlanceApi(conn)
     cloud_name = cloud or "(OS_CLOUD / OS_* environment)"
-    ops.check_stores(api, cloud_name, source, target)
-    owner = ops.resolve_project(conn, project) if project else None
-    chosen = ops.select_images(api, source, target, owner[0] if owner else None, image_refs)
-    options = ops.MoveOptions(source, target, parallel, dry_run, timeout)
+    select.check_stores(api, cloud_name, source, target)
+    owner = select.resolve_project(conn, project) if project else None
+    chosen = select.select_images(api, source, target, owner[0] if owner else None, image_refs)
+    options = mover.MoveOptions(source, target, parallel, dry_run, timeout)
     scope = f"project {owner[1]} ({owner[0]})" if owner else "all projects visible"
     render.say(
         f"{'dry run: ' if dry_run else ''}{len(chosen)} image(s) on {source} or {target} "
         f"in {scope} on {cloud_name}"
     )
     with _Progress(len(chosen), source, target) as progress:
-        outcome = ops.Mover(api, options, progress).run(chosen)
+        outcome = mover.Mover(api, options, progress).run(chosen)
     render.console.print(_table(outcome, dry_run))
     writes = counter.writes(label)
     summary = ", ".join(
@@ -150,17 +151,17 @@ class _Progress:
         self.progress.update(self.task, description=self.base)
         self.progress.__exit__(None, None, None)
 
-    def __call__(self, result: ops.ImageResult, phase: str) -> None:
+    def __call__(self, result: mover.ImageResult, phase: str) -> None:
         if phase != "finished":
             self.progress.update(
                 self.task,
                 description=escape(f"{self.base}: {phase} {result.name or result.id}"),
             )
             return
-        if result.result in ops.UNSUCCESSFUL:
+        if result.result in decide.UNSUCCESSFUL:
             self.failed += 1
             self.progress.update(self.task, failed=f"[red]{self.failed} not moved")
-        if result.result != ops.SKIPPED:
+        if result.result != decide.SKIPPED:
             style = RESULT_STYLE.get(result.result, "")
             detail = result.action if result.action != "none" else result.reason
             self.progress.console.print(
@@ -172,7 +173,7 @@ class _Progress:
         self.progress.advance(self.task)
 
 
-def _table(outcome: ops.Outcome, dry_run: bool) -> Table:
+def _table(outcome: mover.Outcome, dry_run: bool) -> Table:
     table = Table(title="images move-store" + (" (dry run)" if dry_run else ""))
     for column in ("image", "ID", "result", "done" if not dry_run else "would do", "details"):
         table.add_column(column, overflow="fold")
@@ -193,12 +194,12 @@ def _table(outcome: ops.Outcome, dry_run: bool) -> Table:
 
 
 def _report(
-    outcome: ops.Outcome,
+    outcome: mover.Outcome,
     counter: CallCounter,
     label: str,
     cloud: str,
     owner: tuple[str, str] | None,
-    options: ops.MoveOptions,
+    options: mover.MoveOptions,
     started: datetime,
     writes: int,
 ) -> dict[str, Any]:

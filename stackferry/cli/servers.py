@@ -1,7 +1,7 @@
 """``stackferry servers migrate`` and ``stackferry hosts drain``: cold migration inside one cloud.
 
 Parsing, live progress, the final table and the JSON report; the decisions are in
-:mod:`stackferry.ops.servers`.
+:mod:`stackferry.ops.servers` (its rooms: nova, decide, select, runner).
 """
 
 from __future__ import annotations
@@ -24,18 +24,10 @@ from stackferry.cli import render
 from stackferry.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, handles_errors
 from stackferry.cloud.connection import CallCounter, connect
 from stackferry.files import write_atomic
-from stackferry.ops.servers import (
-    Goal,
-    Outcome,
-    Runner,
-    SdkNova,
-    ServerResult,
-    ServerView,
-    preflight,
-    servers_named,
-    servers_to_drain,
-    summary,
-)
+from stackferry.ops.servers.decide import Goal, Outcome
+from stackferry.ops.servers.nova import SdkNova, ServerView
+from stackferry.ops.servers.runner import Runner, ServerResult, summary
+from stackferry.ops.servers.select import preflight, servers_named, servers_to_drain
 
 F = TypeVar("F", bound=Callable[..., Any])
 OUTCOME_STYLE = {

@@ -16,20 +16,10 @@ from openstack import exceptions
 
 from stackferry.cli.main import cli
 from stackferry.errors import StackferryError
-from stackferry.ops import servers as ops
-from stackferry.ops.servers import (
-    Decision,
-    Do,
-    Goal,
-    Memory,
-    MigrationRecord,
-    Outcome,
-    Runner,
-    ServerView,
-    adopt,
-    decide,
-    judge,
-)
+from stackferry.ops.servers import select as ops
+from stackferry.ops.servers.decide import Decision, Do, Goal, Memory, Outcome, adopt, decide, judge
+from stackferry.ops.servers.nova import MigrationRecord, ServerView
+from stackferry.ops.servers.runner import Runner, ServerResult
 
 NO_VALID_HOST = "No valid host was found. No valid host found for cold migrate"
 POLICY = "Policy doesn't allow os_compute_api:os-migrate-server:migrate to be performed."
@@ -303,7 +293,7 @@ def runner(nova: FakeNova, goal: Goal = DRAIN, **kw: Any) -> Runner:
     return Runner(nova, goal, **{"poll": 0, "timeout": 5, **kw})
 
 
-def drain(nova: FakeNova, goal: Goal = DRAIN, **kw: Any) -> list[ops.ServerResult]:
+def drain(nova: FakeNova, goal: Goal = DRAIN, **kw: Any) -> list[ServerResult]:
     chosen = ops.servers_to_drain(nova, "c", goal.leave_host or "h1", None)
     return runner(nova, goal, **kw).run(chosen)
 
