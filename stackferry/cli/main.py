@@ -313,6 +313,7 @@ class Run:
     quiet: bool
     partial: bool
     archive: Path | None
+    verbose: bool = False
 
 
 def _apply(target: Target, how: Run, counter: CallCounter, src: str | None = None) -> bool:
@@ -320,10 +321,13 @@ def _apply(target: Target, how: Run, counter: CallCounter, src: str | None = Non
     data_bytes = sum(
         int(s.resource.facts.get("size") or 0) for s in planned.plan.steps if run.moves_data(reg, s)
     )
-    if not how.quiet or how.dry_run:
+    if how.verbose or how.dry_run:
         render.console.print(render.plan_table(planned.plan))
-    elif planned.plan.problems:
-        render.console.print(render.plan_table(planned.plan, only=planned.plan.problems))
+    else:  # a summary; every resource's action is in `stackferry plan` and the report
+        if not how.quiet and planned.plan.writes_needed:
+            render.console.print(render.by_kind(planned.plan))
+        if planned.plan.problems:
+            render.console.print(render.plan_table(planned.plan, only=planned.plan.problems))
     render.say(f"plan: {render.plan_summary(planned.plan)}")
     if how.dry_run:
         render.say("dry run: nothing was changed")
@@ -353,8 +357,12 @@ def _apply(target: Target, how: Run, counter: CallCounter, src: str | None = Non
     for leftover in temporaries.left if temporaries else []:
         render.warn(f"temporary not removed yet (the next run retries): {leftover}")
     journal.close()
-    if not how.quiet or outcome.failed:  # quiet still says what went wrong
-        render.console.print(render.outcome_table(planned.plan, outcome, only_failures=how.quiet))
+    if how.verbose:
+        render.console.print(render.outcome_table(planned.plan, outcome))
+    elif outcome.failed:  # quiet still says what went wrong
+        render.console.print(render.outcome_table(planned.plan, outcome, only_failures=True))
+    if not how.quiet and planned.plan.writes_needed:
+        render.console.print(render.by_kind(planned.plan, outcome))
     states = [outcome.state.get(s.key) for s in planned.plan.steps]
     summary = ", ".join(
         f"{states.count(x)} {x}"
@@ -411,7 +419,17 @@ def apply_options(func: F) -> F:
     )(func)
     func = adopt_option(func)
     func = click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")(func)
+    func = verbose_option(func)
     return click.option("-q", "--quiet", is_flag=True, help="No progress, only summaries.")(func)
+
+
+def verbose_option(func: F) -> F:
+    return click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        help="Every resource's action and result, and verify's ID map (else: in the report).",
+    )(func)
 
 
 @cli.command()
@@ -437,14 +455,16 @@ def apply(
     partial: bool,
     adopt: tuple[str, ...],
     archive: Path | None,
+    verbose: bool,
 ) -> None:
     """Carry out the plan: create and update what differs; safe to re-run at any time."""
     target = Target(dst, workdir, mapping, only, skip, adopt)
-    ok = _apply(target, Run(parallel, dry_run, quiet, partial, archive), CallCounter(), src)
+    how = Run(parallel, dry_run, quiet, partial, archive, verbose)
+    ok = _apply(target, how, CallCounter(), src)
     sys.exit(0 if ok else EXIT_FAILED)
 
 
-def _verify(target: Target, src: str | None, counter: CallCounter) -> bool:
+def _verify(target: Target, src: str | None, counter: CallCounter, verbose: bool = False) -> bool:
     reg = make_registry()
     wd = _load(target.workdir, reg)
     assert wd.tenant is not None
@@ -458,6 +478,7 @@ def _verify(target: Target, src: str | None, counter: CallCounter) -> bool:
         mapping = Mapping.load(target.mapping, reg)
         result = run.verify(reg, source, mapping, conn, wd.tenant, kinds)
     text = render.verification_text(result)
+    shown = text if verbose else render.verification_text(result, with_id_map=False)
     document = {
         "equal": result.equal,
         "compared": result.compared,
@@ -465,7 +486,7 @@ def _verify(target: Target, src: str | None, counter: CallCounter) -> bool:
         "id_map": result.id_map,
     }
     path = run.write_report(wd, "verify", document, text)
-    render.say(text)
+    render.say(shown)
     render.say(f"report: {path} (and {path.with_suffix('.txt').name})")
     return result.equal
 
@@ -476,6 +497,7 @@ def _verify(target: Target, src: str | None, counter: CallCounter) -> bool:
 @workdir_option
 @mapping_option
 @selection_options
+@verbose_option
 @handles_errors
 def verify(
     dst: str,
@@ -484,10 +506,11 @@ def verify(
     mapping: Path | None,
     only: tuple[str, ...],
     skip: tuple[str, ...],
+    verbose: bool,
 ) -> None:
     """Compare source and destination field by field; exit 0 only when they are equal."""
     target = Target(dst, workdir, mapping, only, skip)
-    sys.exit(0 if _verify(target, src, CallCounter()) else EXIT_FAILED)
+    sys.exit(0 if _verify(target, src, CallCounter(), verbose) else EXIT_FAILED)
 
 
 @cli.command()
@@ -518,6 +541,7 @@ def migrate(
     partial: bool,
     adopt: tuple[str, ...],
     archive: Path | None,
+    verbose: bool,
 ) -> None:
     """Export, plan, apply and verify in one go: the everyday command. Re-run it after any
     failure or interruption; it continues where the last run stopped."""
@@ -526,10 +550,10 @@ def migrate(
     Mapping.load(mapping, make_registry())  # a broken mapping file: refused before reading
     make_registry().select(only, skip)  # so are contradicting --only/--skip
     _export(src, Tenant(project, domain), include, exclude, workdir, only, skip, counter)
-    how = Run(parallel, dry_run, quiet, partial, archive)
+    how = Run(parallel, dry_run, quiet, partial, archive, verbose)
     ok = _apply(target, how, counter, src)
     if not dry_run:
-        ok = _verify(target, None, counter) and ok
+        ok = _verify(target, None, counter, verbose) and ok
     if calls:
         render.console.print(render.calls_table(counter))
     sys.exit(0 if ok else EXIT_FAILED)

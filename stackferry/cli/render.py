@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -62,10 +62,44 @@ def warn(line: str) -> None:
 
 
 def _label(identity: dict[str, Any]) -> str:
-    return ", ".join(
-        f"{k}={v['name'] if isinstance(v, dict) and 'name' in v else v}"
-        for k, v in identity.items()
-    )
+    """An identity as a person reads it: its values in order, references by name, nothing
+    for what is not set, a repeated value once ("web0 ingress IPv6 tcp 80")."""
+    words: list[str] = []
+    for value in identity.values():
+        if isinstance(value, dict):
+            value = value.get("name", "/".join(str(v) for v in value.values()))
+        if value in (None, ""):
+            continue
+        if not words or words[-1] != str(value):
+            words.append(str(value))
+    return " ".join(words) or "(unnamed)"
+
+
+NARROW = 100  # columns below which tables give way to one line per resource
+
+
+def _lines_wanted(target: Console) -> bool:
+    """One line per resource: for a narrow terminal, or when the output is not a terminal
+    (a log, a pipe), where folded table cells are unreadable."""
+    return target.width < NARROW or not target.is_terminal
+
+
+def _rows(title: str, rows: list[tuple[str, str, str, str]]) -> Any:
+    """A table, or one line per row (``ACTION kind label: details``) where tables fold."""
+    if not _lines_wanted(console):
+        table = Table(title=title, show_lines=False)
+        for column in ("kind", "resource", "action", "details"):
+            table.add_column(column, overflow="fold")
+        for kind, label, action, details in rows:
+            table.add_row(Text(kind), Text(label), styled(action), Text(details))
+        return table
+    lines = [Text(title, style="bold")] if rows else []
+    for kind, label, action, details in rows:
+        line = Text.assemble(styled(f"{action:9}"), f" {kind} {label}")
+        if details:
+            line.append(f": {details}")
+        lines.append(line)
+    return Group(*lines)
 
 
 def _short(value: Any) -> str:
@@ -73,23 +107,16 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def plan_table(plan: Plan, show_unchanged: bool = False, only: list[Step] | None = None) -> Table:
-    table = Table(title="plan" if only is None else "plan: what cannot be done", show_lines=False)
-    for column in ("kind", "resource", "action", "details"):
-        table.add_column(column, overflow="fold")
+def plan_table(plan: Plan, show_unchanged: bool = False, only: list[Step] | None = None) -> Any:
+    rows = []
     for step in plan.steps if only is None else only:
         if step.action == "unchanged" and not show_unchanged:
             continue
         details = step.reason or "; ".join(
             f"{f}: {_short(old)} -> {_short(new)}" for f, (old, new) in step.changes.items()
         )
-        table.add_row(
-            Text(step.resource.kind),
-            Text(_label(step.resource.identity)),
-            styled(step.action),
-            Text(details),
-        )
-    return table
+        rows.append((step.resource.kind, _label(step.resource.identity), str(step.action), details))
+    return _rows("plan" if only is None else "plan: what cannot be done", rows)
 
 
 def plan_summary(plan: Plan) -> str:
@@ -105,25 +132,45 @@ def plan_json(plan: Plan) -> str:
     )
 
 
-def outcome_table(plan: Plan, outcome: Outcome, only_failures: bool = False) -> Table:
-    table = Table(title="apply: what did not succeed" if only_failures else "apply")
-    for column in ("kind", "resource", "action", "result", "destination ID / error"):
-        table.add_column(column, overflow="fold")
+def outcome_table(plan: Plan, outcome: Outcome, only_failures: bool = False) -> Any:
+    """What did not succeed, with the cloud's words; with ``only_failures`` False, also what
+    was done (by kind, in ``apply_summary``, unless verbose)."""
+    rows = []
     for step in plan.steps:
         state = outcome.state.get(step.key, "?")
         if state == "unchanged" or (only_failures and state == "done"):
             continue
-        table.add_row(
-            Text(step.resource.kind),
-            Text(_label(step.resource.identity)),
-            Text(step.action),
-            styled(state),
-            Text(outcome.error.get(step.key) or outcome.destination_id.get(step.key, "")),
+        details = outcome.error.get(step.key) or outcome.destination_id.get(step.key, "")
+        rows.append((step.resource.kind, _label(step.resource.identity), str(state), details))
+    return _rows("apply: what did not succeed" if only_failures else "apply", rows)
+
+
+def by_kind(plan: Plan, outcome: Outcome | None = None) -> Any:
+    """Per kind, how many resources take each action (or, after apply, ended each way)."""
+    words = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+    counts: dict[str, dict[str, int]] = {}
+    for step in plan.steps:
+        word = str(step.action)
+        if outcome is not None:
+            state = str(outcome.state.get(step.key, "?"))
+            word = words.get(word, word) if state == "done" else state
+        per = counts.setdefault(step.resource.kind, {})
+        per[word] = per.get(word, 0) + 1
+    order = [*ACTION_STYLE, *words.values()]
+    used = [w for w in dict.fromkeys(order) if any(w in c for c in counts.values())]
+    table = Table(title="plan, by kind" if outcome is None else "apply, by kind")
+    table.add_column("kind")
+    for word in used:
+        style = ACTION_STYLE.get(word) or ACTION_STYLE.get(
+            next((k for k, v in words.items() if v == word), ""), ""
         )
+        table.add_column(word, justify="right", style=style)
+    for kind, per in counts.items():
+        table.add_row(Text(kind), *(str(per.get(w, "")) for w in used))
     return table
 
 
-def verification_text(result: Verification) -> str:
+def verification_text(result: Verification, with_id_map: bool = True) -> str:
     lines = [
         f"compared {result.compared} resources: "
         + (
@@ -139,6 +186,12 @@ def verification_text(result: Verification) -> str:
                 f"            {name}: source {_short(values['source'])}, "
                 f"destination {_short(values['destination'])}"
             )
+    if not with_id_map:
+        lines.append(
+            f"ID map: {len(result.id_map)} resources, old and new IDs and addresses: in the "
+            "report (-v prints it)"
+        )
+        return "\n".join(lines) + "\n"
     lines.append("")
     lines.append("ID map (source -> destination):")
     for entry in result.id_map:
