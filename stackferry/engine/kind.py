@@ -97,7 +97,8 @@ class Field:
     - ``ref``: the value is a reference to that kind (a list of them with ``many``), read
       from IDs and written back as IDs; ``mapping``: the mapping table that renames it.
     - ``immutable``: cannot change in place; ``create_only``: the API takes it on create
-      only; ``omit_empty``: not sent when empty (the service chooses, e.g. an MTU);
+      only; ``omit_empty``: not sent on create when empty (the service chooses, e.g. an
+      MTU), and cleared on update when it became empty;
       ``order``: compared as a list sorted by this key.
     """
 
@@ -297,9 +298,14 @@ class Kind:
         return self._fields_body(ctx, params, {f.name for f in self.fields})
 
     def update_body(self, ctx: Context, params: Params, changed: set[str]) -> dict[str, Any]:
-        """The API's body for the fields that changed (and can change)."""
+        """The API's body for the fields that changed (and can change); a field left out when
+        empty on create is cleared explicitly when it became empty."""
         names = {f.name for f in self.fields if not f.create_only} & changed
-        return self._fields_body(ctx, params, names)
+        body = self._fields_body(ctx, params, names)
+        for f in self.fields:
+            if f.name in names and f.omit_empty and f.key is not None and f.key not in body:
+                body[f.key] = None
+        return body
 
     def _fields_body(self, ctx: Context, params: Params, names: set[str]) -> dict[str, Any]:
         body = {}

@@ -137,9 +137,5 @@ class User(Kind):
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:
         body = self.update_body(ctx, resource.params, changed)
-        if "email" in changed and "email" not in body:
-            body["email"] = None  # taken away in the source
-        if "default_project" in changed and "default_project_id" not in body:
-            body["default_project_id"] = None
         if body:
             sdk.identity(ctx.conn).update_user(current.cloud_id, **body)

@@ -214,8 +214,3 @@ def with_migration(view: ServerView, migration: MigrationRecord | None) -> Serve
     values = asdict(view)
     values["migration"] = migration
     return ServerView(**values)
-
-
-def nova_message(exc: Exception) -> str:
-    details = getattr(exc, "details", None)
-    return str(details or exc).strip()

@@ -12,6 +12,7 @@ from typing import Any
 
 from openstack import exceptions as sdk_exceptions
 
+from stackferry.cloud.connection import api_message
 from stackferry.cloud.retry import (
     OPERATIONS,
     RetriesExhausted,
@@ -34,7 +35,6 @@ from stackferry.ops.servers.nova import (
     MigrationRecord,
     Nova,
     ServerView,
-    nova_message,
     with_migration,
 )
 from stackferry.ops.servers.select import POLICY_HINT
@@ -219,19 +219,19 @@ class Runner:
                 result.note = "the server was deleted meanwhile"
                 return
             except sdk_exceptions.ForbiddenException as exc:
-                result.note = f"{nova_message(exc)} (HTTP 403). {POLICY_HINT}"
+                result.note = f"{api_message(exc)}. {POLICY_HINT}"
                 return
             except RetriesExhausted as exc:
                 result.note = str(exc)
                 return
             except sdk_exceptions.HttpException as exc:
                 if NO_VALID_HOST.lower() in str(exc).lower():
-                    result.note = self._no_valid_host(nova_message(exc))
+                    result.note = self._no_valid_host(api_message(exc))
                     return
                 try:
                     troubles.failed(exc)  # the state changed under us, or nova hiccuped
                 except sdk_exceptions.HttpException:
-                    result.note = f"HTTP {exc.status_code}: {nova_message(exc)}"
+                    result.note = api_message(exc)
                     return
                 except RetriesExhausted as gave_up:
                     result.note = str(gave_up)

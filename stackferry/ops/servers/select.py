@@ -9,13 +9,13 @@ from typing import TypeVar
 
 from openstack import exceptions as sdk_exceptions
 
+from stackferry.cloud.connection import api_message
 from stackferry.errors import StackferryError
 from stackferry.ops.servers.decide import Goal
 from stackferry.ops.servers.nova import (
     TARGET_HOST_MICROVERSION,
     Inventory,
     ServerView,
-    nova_message,
     with_migration,
 )
 
@@ -62,9 +62,7 @@ def _forbidden_is_operator_error(cloud: str, call: Callable[[], T]) -> T:
     try:
         return call()
     except sdk_exceptions.ForbiddenException as exc:
-        raise StackferryError(
-            f"cloud {cloud}: {nova_message(exc)} (HTTP 403). {POLICY_HINT}"
-        ) from None
+        raise StackferryError(f"cloud {cloud}: {api_message(exc)}. {POLICY_HINT}") from None
 
 
 def servers_to_drain(
@@ -91,7 +89,7 @@ def servers_to_drain(
     try:
         return _forbidden_is_operator_error(cloud, listing)
     except (sdk_exceptions.NotFoundException, sdk_exceptions.DuplicateResource) as exc:
-        raise StackferryError(f"cloud {cloud}: project {project}: {nova_message(exc)}") from None
+        raise StackferryError(f"cloud {cloud}: project {project}: {api_message(exc)}") from None
 
 
 def servers_named(nova: Inventory, cloud: str, refs: Sequence[str]) -> list[ServerView]:
