@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from stackferry.engine.context import Context
-from stackferry.engine.kind import Field, records
+from stackferry.engine.kind import Field, RefSpec, records
 from stackferry.engine.model import Params, Resource
 from stackferry.kinds.neutron import ADMIN_STATE_UP, DESCRIBED, IN_NETWORK, NAMED, TAGS, NeutronKind
 
@@ -83,6 +83,7 @@ class Port(NeutronKind):
         ADMIN_STATE_UP,
         TAGS,
     )
+    nested_refs = (RefSpec("fixed_ips[].subnet", "subnet"),)
 
     def listing(self, ctx: Context) -> list[Any]:
         """Free-standing ones only: a server's, a router's or DHCP's are theirs to migrate."""

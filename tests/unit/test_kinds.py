@@ -3,6 +3,9 @@ become the params the workdir holds, and params become the bodies the APIs take.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 from types import SimpleNamespace
 from typing import Any
 
@@ -335,3 +338,30 @@ def test_keypair_belongs_to_its_user() -> None:
         "public_key": "ssh-ed25519 AAAA",
         "type": "ssh",
     }
+
+
+def _kinds_named_by_lookups(kind: type[Kind]) -> set[str]:
+    """The kinds a kind's code looks up by ``ctx.ref("k", ...)`` or ``ctx.resolve("k", ...)``."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(kind)))
+    named: set[str] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("ref", "resolve")
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "ctx"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            named.add(str(node.args[0].value))
+    return named
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS, ids=lambda k: k.name)
+def test_every_kind_its_code_looks_up_is_a_declared_dependency(kind: type[Kind]) -> None:
+    """A lookup the declarations do not name is a missing edge: the engine would run the two
+    kinds' writes side by side and the lookup would fail on a fresh destination."""
+    tenant_kinds = {k.name for k in ALL_KINDS if k.defines_tenant}
+    undeclared = _kinds_named_by_lookups(kind) - kind.depends_on() - tenant_kinds - {kind.name}
+    assert not undeclared, f"{kind.name} looks up {sorted(undeclared)} but does not declare it"
