@@ -247,7 +247,7 @@ def neutron(ctx: Context) -> None:
             "DEFAULT": {
                 "log_file": ctx.logs / "neutron.log",
                 "core_plugin": "ml2",
-                "service_plugins": "router",
+                "service_plugins": "router,qos",
                 "auth_strategy": "keystone",
                 "transport_url": cloud.transport_url,
                 "api_paste_config": etc / "api-paste.ini",
@@ -263,7 +263,7 @@ def neutron(ctx: Context) -> None:
                 "type_drivers": "flat,vlan,vxlan",
                 "tenant_network_types": "vxlan",
                 "mechanism_drivers": "bind_all",
-                "extension_drivers": "port_security",
+                "extension_drivers": "port_security,qos",
             },
             "ml2_type_flat": {"flat_networks": "public"},
             "ml2_type_vlan": {"network_vlan_ranges": "physnet1:100:200"},

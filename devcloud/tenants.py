@@ -176,6 +176,11 @@ def purge_project(admin: openstack.connection.Connection, pid: str, user_ids: li
     _each(delete_image, list(image_api.images(owner=pid)))
     for group in admin.network.security_groups(project_id=pid):
         admin.network.delete_security_group(group)
+    # After the groups (whose rules may allow from them) and the networks and ports (that may
+    # use them); a cloud without these extensions lists none.
+    _each(admin.network.delete_address_group, list(admin.network.address_groups(project_id=pid)))
+    if admin.network.find_extension("qos"):
+        _each(admin.network.delete_qos_policy, list(admin.network.qos_policies(project_id=pid)))
     idn = sdk.identity(admin)
     for user_id in user_ids:
         idn.delete_user(user_id, ignore_missing=True)

@@ -3,6 +3,7 @@ and knows none of them by name."""
 
 from stackferry.engine.kind import Kind
 from stackferry.engine.registry import Registry
+from stackferry.kinds.address_group import AddressGroup
 from stackferry.kinds.flavor import Flavor
 from stackferry.kinds.floating_ip import FloatingIP
 from stackferry.kinds.identity import Domain, Project
@@ -10,6 +11,7 @@ from stackferry.kinds.image import Image
 from stackferry.kinds.keypair import Keypair
 from stackferry.kinds.network import ExternalNetwork, Network
 from stackferry.kinds.port import Port
+from stackferry.kinds.qos_policy import QosPolicy
 from stackferry.kinds.quota import Quota
 from stackferry.kinds.role_assignment import Role, RoleAssignment
 from stackferry.kinds.router import Router
@@ -30,8 +32,10 @@ ALL_KINDS: tuple[type[Kind], ...] = (
     Quota,
     ServerGroup,
     ExternalNetwork,
+    QosPolicy,
     Network,
     Subnet,
+    AddressGroup,
     SecurityGroup,
     SecurityGroupRule,
     Router,

@@ -9,7 +9,7 @@ from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
 from stackferry.engine.kind import Field, Kind
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.neutron import ADMIN_STATE_UP, DESCRIBED, TAGS, NeutronKind
+from stackferry.kinds.neutron import ADMIN_STATE_UP, DESCRIBED, QOS_POLICY, TAGS, NeutronKind
 
 PROVIDER_TYPES_KEPT = ("flat", "vlan")  # tunnel segmentation IDs are allocated, not migrated
 BOOLEAN = {"type": "boolean"}
@@ -54,6 +54,7 @@ class Network(NeutronKind):
             default=True,
         ),
         Field("shared", BOOLEAN, attr="is_shared", default=False),
+        QOS_POLICY,
         Field(
             "external", BOOLEAN, attr="is_router_external", wire="router:external", default=False
         ),
@@ -99,7 +100,9 @@ class Network(NeutronKind):
     def facts_of(self, ctx: Context, obj: Any) -> dict[str, Any]:
         return {"status": obj.status, "created_at": obj.created_at}
 
-    def more_body(self, ctx: Context, resource: Resource, names: set[str]) -> dict[str, Any]:
+    def more_body(
+        self, ctx: Context, resource: Resource, names: set[str], creating: bool
+    ) -> dict[str, Any]:
         provider = resource.params.get("provider") if "provider" in names else None
         if not provider:
             return {}

@@ -33,6 +33,15 @@ IN_NETWORK = Field(
     immutable=True,
     create_only=True,
 )
+# A network's or a port's; omitted when none: a cloud without the qos extension refuses it.
+QOS_POLICY = Field(
+    "qos_policy",
+    {"type": ["object", "null"]},
+    attr="qos_policy_id",
+    wire="qos_policy_id",
+    ref="qos_policy",
+    omit_empty=True,
+)
 TAGS = Field(
     "tags",
     {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 255}},
@@ -44,12 +53,31 @@ TAGS = Field(
 
 class NeutronKind(Kind):
     sdk_name: ClassVar[str]  # "network", "subnet", "security_group", "router", "port", "ip"
+    # Takes tags (and so our marker); without, what is ours is known from the journal only.
+    tagged: ClassVar[bool] = True
+    # The API extension the kind needs, when it is not core (a cloud without it has none).
+    extension: ClassVar[str | None] = None
 
     # --- the irregular parts, each optional --------------------------------------------
 
     def listing(self, ctx: Context) -> Iterable[Any]:
         """The tenant's resources of this kind, as openstacksdk objects."""
+        if not self.has_extension(ctx):
+            return []
         return list(getattr(ctx.conn.network, f"{self.sdk_name}s")(project_id=ctx.project_id))
+
+    def has_extension(self, ctx: Context) -> bool:
+        if self.extension is None:
+            return True
+        cache = ctx.cache.setdefault("neutron_extensions", {})
+        if self.extension not in cache:
+            cache[self.extension] = ctx.conn.network.find_extension(self.extension) is not None
+        return bool(cache[self.extension])
+
+    def check(self, ctx: Context, resource: Resource) -> list[str]:
+        if self.has_extension(ctx):
+            return []
+        return [f"the destination's network service has no {self.extension} extension"]
 
     def identity_of(self, ctx: Context, obj: Any, params: Params) -> dict[str, Any]:
         return {"name": obj.name}
@@ -65,7 +93,9 @@ class NeutronKind(Kind):
         """The create call's arguments that come from the identity."""
         return {"name": resource.identity["name"]}
 
-    def more_body(self, ctx: Context, resource: Resource, names: set[str]) -> dict[str, Any]:
+    def more_body(
+        self, ctx: Context, resource: Resource, names: set[str], creating: bool
+    ) -> dict[str, Any]:
         """Body keys no field writes by itself, for these params (all of them on create)."""
         return {}
 
@@ -90,7 +120,7 @@ class NeutronKind(Kind):
             self.normalise(params),
             obj.id,
             ctx,
-            ours=has_marker(obj.tags),
+            ours=has_marker(getattr(obj, "tags", None)),
             **self.facts_of(ctx, obj),
         )
 
@@ -101,10 +131,11 @@ class NeutronKind(Kind):
             "project_id": ctx.project_id,
             **self.naming(resource),
             **self.create_body(ctx, p),
-            **self.more_body(ctx, resource, names),
+            **self.more_body(ctx, resource, names, creating=True),
         }
         obj = getattr(net, f"create_{self.sdk_name}")(**body)
-        net.set_tags(obj, self.tags_of(resource))
+        if self.tagged:
+            net.set_tags(obj, self.tags_of(resource))
         self.after_create(ctx, resource, obj)
         return str(obj.id)
 
@@ -112,10 +143,11 @@ class NeutronKind(Kind):
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:
         net, p = ctx.conn.network, resource.params
-        body = {**self.update_body(ctx, p, changed), **self.more_body(ctx, resource, changed)}
+        more = self.more_body(ctx, resource, changed, creating=False)
+        body = {**self.update_body(ctx, p, changed), **more}
         if body:  # one PUT: fields that depend on each other change together
             getattr(net, f"update_{self.sdk_name}")(current.cloud_id, **body)
-        if "tags" in changed:
+        if "tags" in changed and self.tagged:
             net.set_tags(
                 getattr(net, f"get_{self.sdk_name}")(current.cloud_id), self.tags_of(resource)
             )

@@ -15,7 +15,15 @@ from typing import Any
 from stackferry.engine.context import Context
 from stackferry.engine.kind import Field, RefSpec, records
 from stackferry.engine.model import Params, Resource
-from stackferry.kinds.neutron import ADMIN_STATE_UP, DESCRIBED, IN_NETWORK, NAMED, TAGS, NeutronKind
+from stackferry.kinds.neutron import (
+    ADMIN_STATE_UP,
+    DESCRIBED,
+    IN_NETWORK,
+    NAMED,
+    QOS_POLICY,
+    TAGS,
+    NeutronKind,
+)
 
 
 def _fixed_ip_key(ip: dict[str, Any]) -> tuple[str, str]:
@@ -81,6 +89,7 @@ class Port(NeutronKind):
             order=_group_key,
         ),
         ADMIN_STATE_UP,
+        QOS_POLICY,
         TAGS,
     )
     nested_refs = (RefSpec("fixed_ips[].subnet", "subnet"),)
@@ -106,7 +115,9 @@ class Port(NeutronKind):
     def naming(self, resource: Resource) -> dict[str, Any]:
         return {"mac_address": resource.identity["mac_address"]}  # its name is a param
 
-    def more_body(self, ctx: Context, resource: Resource, names: set[str]) -> dict[str, Any]:
+    def more_body(
+        self, ctx: Context, resource: Resource, names: set[str], creating: bool
+    ) -> dict[str, Any]:
         if "fixed_ips" not in names:
             return {}
         mac = resource.identity["mac_address"]

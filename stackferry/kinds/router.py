@@ -135,7 +135,9 @@ class Router(NeutronKind):
             body["enable_snat"] = gateway["enable_snat"]
         return body
 
-    def more_body(self, ctx: Context, resource: Resource, names: set[str]) -> dict[str, Any]:
+    def more_body(
+        self, ctx: Context, resource: Resource, names: set[str], creating: bool
+    ) -> dict[str, Any]:
         gateway = resource.params.get("external_gateway")
         if "external_gateway" not in names or not gateway:
             return {}  # a gateway to remove: after_update

@@ -215,6 +215,14 @@ class SecurityGroupRule(Kind):
             ref="security_group",
             immutable=True,
         ),
+        Field(
+            "remote_address_group",
+            {"type": ["object", "null"]},
+            attr=None,
+            wire=None,
+            ref="address_group",
+            immutable=True,
+        ),
         # As the source shows it: None and 0.0.0.0/0 are one rule to neutron, not to its API.
         Field(
             "remote_ip_prefix",
@@ -232,30 +240,21 @@ class SecurityGroupRule(Kind):
         # Rules are listed inside their groups: a rule an admin added to the tenant's group
         # belongs to the admin's project, so listing rules by project would miss it.
         groups = list(ctx.conn.network.security_groups(project_id=ctx.project_id))
-        address_groups: dict[str, str] | None = None
         out = []
         for group in groups:
             for rule in group.security_group_rules or []:
                 remote = ctx.ref("security_group", rule.get("remote_group_id"))
-                address_group = None
-                if rule.get("remote_address_group_id"):
-                    if address_groups is None:
-                        address_groups = {
-                            a.id: a.name
-                            for a in ctx.conn.network.address_groups(project_id=ctx.project_id)
-                        }
-                    address_group = address_groups.get(rule["remote_address_group_id"])
-                    if address_group is None:
-                        raise LookupError(
-                            f"address group {rule['remote_address_group_id']} of a rule of "
-                            f"security group {group.name} is not the tenant's"
-                        )
+                address_group = ctx.ref("address_group", rule.get("remote_address_group_id"))
                 identity = rule_identity(
-                    rule, group.name, remote["name"] if remote else None, address_group
+                    rule,
+                    group.name,
+                    remote["name"] if remote else None,
+                    address_group["name"] if address_group else None,
                 )
                 params = {
                     "security_group": {"name": group.name},
                     "remote_group": remote,
+                    "remote_address_group": address_group,
                     "remote_ip_prefix": rule.get("remote_ip_prefix"),
                     "description": rule.get("description") or "",
                 }
@@ -284,7 +283,8 @@ class SecurityGroupRule(Kind):
             "description": p.get("description", ""),
         }
         if i.get("remote_address_group"):
-            body["remote_address_group_id"] = self._address_group(ctx, i["remote_address_group"])
+            group = p.get("remote_address_group") or {"name": i["remote_address_group"]}
+            body["remote_address_group_id"] = ctx.resolve("address_group", group)
         try:
             rule = ctx.conn.network.create_security_group_rule(**body)
         except exceptions.ConflictException:
@@ -310,16 +310,6 @@ class SecurityGroupRule(Kind):
             if identity == resource.identity:
                 return str(rule["id"])
         return None
-
-    @staticmethod
-    def _address_group(ctx: Context, name: str) -> str:
-        found = list(ctx.conn.network.address_groups(project_id=ctx.project_id, name=name))
-        if len(found) != 1:
-            raise LookupError(
-                f"address group {name!r} does not exist (once) in the destination project; "
-                "stackferry does not migrate address groups: create it first"
-            )
-        return str(found[0].id)
 
     def update(
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]

@@ -2,8 +2,34 @@
 
 from __future__ import annotations
 
-from devcloud.layout import PASSWORD
+from typing import Any
+
+from devcloud.layout import DESTINATION, PASSWORD
+from devcloud.seed import connect
+from stackferry.cloud import sdk
 from tests.cloud.migration import Migration
+
+# What the API shows, listed here and not taken from stackferry's own field declarations, so
+# that a field stackferry dropped on both sides (and verify would not notice) is caught.
+NETWORK_FIELDS = ("description", "mtu", "port_security_enabled", "shared", "router:external",
+                  "admin_state_up", "availability_zone_hints")  # fmt: skip
+SUBNET_FIELDS = ("name", "description", "ip_version", "gateway_ip", "enable_dhcp",
+                 "dns_nameservers", "allocation_pools", "host_routes", "ipv6_ra_mode",
+                 "ipv6_address_mode")  # fmt: skip
+
+
+def _as_the_api_shows(conn: Any, project_id: str) -> dict[str, Any]:
+    networks = conn.network.get("/networks", params={"project_id": project_id}).json()
+    subnets = conn.network.get("/subnets", params={"project_id": project_id}).json()
+    names = {n["id"]: n["name"] for n in networks["networks"]}
+    shown: dict[str, Any] = {}
+    for n in networks["networks"]:
+        tags = sorted(t for t in n["tags"] if t != "stackferry")
+        shown[f"network {n['name']}"] = {**{f: n[f] for f in NETWORK_FIELDS}, "tags": tags}
+    for sn in subnets["subnets"]:
+        key = f"subnet {names[sn['network_id']]} {sn['cidr']}"
+        shown[key] = {f: sn[f] for f in SUBNET_FIELDS}
+    return shown
 
 
 def test_networks_and_subnets_migrate_then_rerun_is_idempotent(migration: Migration) -> None:
@@ -41,6 +67,14 @@ def test_networks_and_subnets_migrate_then_rerun_is_idempotent(migration: Migrat
     assert verify["equal"] is True and verify["differences"] == []
     kinds = sorted(e["kind"] for e in verify["id_map"])
     assert kinds == ["domain", "network", "network", "project", "subnet", "subnet", "subnet"]
+    dst = connect(migration.clouds_yaml, DESTINATION.name)
+    (project,) = sdk.identity(dst).projects(name=migration.source.project_name)
+    source = _as_the_api_shows(migration.source.admin, pid)
+    assert _as_the_api_shows(dst, project.id) == source
+    assert (
+        source["network front"]["mtu"] == 1400
+        and source["network back"]["port_security_enabled"] is False
+    )
 
     # Nothing secret reaches a file: not the clouds' password, not a token.
     token = str(migration.source.admin.auth_token)

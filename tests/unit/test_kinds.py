@@ -139,7 +139,7 @@ def test_network_read_and_write() -> None:
     body = Network().create_body(ctx, r.params)
     assert body["router:external"] is False and body["mtu"] == 1400
     assert "tags" not in body and "provider" not in body  # tags after the POST
-    more = Network().more_body(ctx, r, {"provider"})
+    more = Network().more_body(ctx, r, {"provider"}, creating=True)
     assert more == {
         "provider:network_type": "vlan",
         "provider:physical_network": "phys",
@@ -192,7 +192,7 @@ def test_port_resolves_groups_and_leaves_slaac_addresses_to_neutron() -> None:
     r = Port().resource_of(ctx, obj)
     assert r.identity == {"network": "net1", "mac_address": mac}
     assert r.params["security_groups"] == [{"name": "db"}, {"name": "web"}]  # compared sorted
-    body = {**Port().create_body(ctx, r.params), **Port().more_body(ctx, r, {"fixed_ips"})}
+    body = {**Port().create_body(ctx, r.params), **Port().more_body(ctx, r, {"fixed_ips"}, True)}
     assert sorted(body["security_group_ids"]) == ["g-1", "g-2"]
     assert body["fixed_ips"] == [
         {"subnet_id": "s-4", "ip_address": "10.0.0.10"},
