@@ -46,6 +46,21 @@ def _plugins_digest() -> str:
     return digest.hexdigest()
 
 
+NOVA_DRIVER_SHIM = (
+    '"""Written by the stackferry lab: nova loads a compute driver from nova.virt only."""\n'
+    "from stackferry_lab_plugins.nova_disks import DiskFakeDriver  # noqa: F401\n"
+)
+
+
+def _nova_driver_shim(paths: LabPaths) -> None:
+    """``compute_driver = lab_disks.DiskFakeDriver``: a module in nova.virt that names the
+    lab's driver (nova prefixes every driver name with ``nova.virt.``)."""
+    for virt in paths.venv.glob("lib/python3*/site-packages/nova/virt"):
+        shim = virt / "lab_disks.py"
+        if not shim.exists() or shim.read_text() != NOVA_DRIVER_SHIM:
+            shim.write_text(NOVA_DRIVER_SHIM)
+
+
 def debian_packages_missing() -> bool:
     return not (
         (RABBIT_BIN / "rabbitmq-server").exists()
@@ -104,6 +119,7 @@ def install(paths: LabPaths, say: Callable[[str], None]) -> bool:
         shutil.rmtree(PLUGINS / "build", ignore_errors=True)
         plugins_marker.write_text(digest)
         did_something = True
+    _nova_driver_shim(paths)
     paths.shim_bin.mkdir(parents=True, exist_ok=True)
     shim = paths.shim_bin / "sudo"
     shim.write_text(SUDO_SHIM)

@@ -133,5 +133,12 @@ class LabPaths:
     def state(self, cloud: Cloud) -> Path:
         return self.root / cloud.name / "state"
 
+    def server_disks(self, cloud: Cloud) -> Path:
+        """The compute hosts' server root disks: ``<host>/<server uuid>/disk`` below."""
+        return self.state(cloud) / "server-disks"
+
+    def server_disk(self, cloud: Cloud, host: str, server_id: str) -> Path:
+        return self.server_disks(cloud) / host / server_id / "disk"
+
     def cloud_logs(self, cloud: Cloud) -> Path:
         return self.root / cloud.name / "logs"

@@ -294,14 +294,15 @@ def nova(ctx: Context) -> None:
         {
             "DEFAULT": {
                 "transport_url": cloud.transport_url,
-                # Unlike FakeDriver, this one keeps a stable node identity in state_path/compute_id,
-                # so a compute service can be restarted on existing state.
-                "compute_driver": "fake.FakeDriverWithoutFakeNodes",
+                # nova's FakeDriverWithoutFakeNodes (a stable node identity, so a compute service
+                # restarts on existing state) with a root disk file per image-backed server.
+                "compute_driver": "lab_disks.DiskFakeDriver",  # see install._nova_driver_shim
                 "state_path": state / "nova",
                 "host": f"{cloud.name}-ctl",
                 "my_ip": LOOPBACK,
                 "allow_resize_to_same_host": "false",
             },
+            "lab_disks": {"root": ctx.paths.server_disks(cloud)},
             "api": {"auth_strategy": "keystone"},
             "wsgi": {"api_paste_config": etc / "api-paste.ini"},
             "api_database": {"connection": api_db},
