@@ -251,7 +251,9 @@ def schema() -> None:
     click.echo(json.dumps(published_schema(make_registry()), indent=2))
 
 
-def _plan(target: Target, counter: CallCounter) -> tuple[Registry, Workdir, run.Planned]:
+def _plan(
+    target: Target, counter: CallCounter, options: dict[str, str] | None = None
+) -> tuple[Registry, Workdir, run.Planned]:
     reg = make_registry()
     wd = _load(target.workdir, reg)
     mapping = Mapping.load(target.mapping, reg)
@@ -259,7 +261,7 @@ def _plan(target: Target, counter: CallCounter) -> tuple[Registry, Workdir, run.
     kinds = target.kinds(reg)
     conn = connect(target.dst, counter, "destination")
     with on_cloud(target.dst):
-        planned = run.plan(reg, wd, conn, kinds, mapping, adopt, target.dst)
+        planned = run.plan(reg, wd, conn, kinds, mapping, adopt, target.dst, options or {})
     for note in planned.ctx.notes:
         render.warn(note)
     return reg, wd, planned
@@ -314,10 +316,11 @@ class Run:
     partial: bool
     archive: Path | None
     verbose: bool = False
+    cutover: str = "stop"
 
 
 def _apply(target: Target, how: Run, counter: CallCounter, src: str | None = None) -> bool:
-    reg, wd, planned = _plan(target, counter)
+    reg, wd, planned = _plan(target, counter, {"cutover": how.cutover})
     data_bytes = sum(
         int(s.resource.facts.get("size") or 0) for s in planned.plan.steps if run.moves_data(reg, s)
     )
@@ -418,6 +421,14 @@ def apply_options(func: F) -> F:
         "(they are reported, and the exit code is 1).",
     )(func)
     func = adopt_option(func)
+    func = click.option(
+        "--cutover",
+        type=click.Choice(["stop", "live"]),
+        default="stop",
+        show_default=True,
+        help="stop: each source server is stopped before its disks are read (consistent), "
+        "and left SHUTOFF; live: copied while running (crash-consistent), left running.",
+    )(func)
     func = click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")(func)
     func = verbose_option(func)
     return click.option("-q", "--quiet", is_flag=True, help="No progress, only summaries.")(func)
@@ -456,10 +467,11 @@ def apply(
     adopt: tuple[str, ...],
     archive: Path | None,
     verbose: bool,
+    cutover: str,
 ) -> None:
     """Carry out the plan: create and update what differs; safe to re-run at any time."""
     target = Target(dst, workdir, mapping, only, skip, adopt)
-    how = Run(parallel, dry_run, quiet, partial, archive, verbose)
+    how = Run(parallel, dry_run, quiet, partial, archive, verbose, cutover)
     ok = _apply(target, how, CallCounter(), src)
     sys.exit(0 if ok else EXIT_FAILED)
 
@@ -472,7 +484,9 @@ def _verify(target: Target, src: str | None, counter: CallCounter, verbose: bool
     source = wd.resources
     if src:  # compare with the live source rather than the exported files
         with on_cloud(src):
-            _, source = run.read_tenant(reg, connect(src, counter, "source"), wd.tenant, kinds)
+            _, source = run.read_tenant(
+                reg, connect(src, counter, "source"), wd.tenant, kinds, "", wd.journal_path
+            )
     conn = connect(target.dst, counter, "destination")
     with on_cloud(target.dst):
         mapping = Mapping.load(target.mapping, reg)
@@ -542,6 +556,7 @@ def migrate(
     adopt: tuple[str, ...],
     archive: Path | None,
     verbose: bool,
+    cutover: str,
 ) -> None:
     """Export, plan, apply and verify in one go: the everyday command. Re-run it after any
     failure or interruption; it continues where the last run stopped."""
@@ -550,7 +565,7 @@ def migrate(
     Mapping.load(mapping, make_registry())  # a broken mapping file: refused before reading
     make_registry().select(only, skip)  # so are contradicting --only/--skip
     _export(src, Tenant(project, domain), include, exclude, workdir, only, skip, counter)
-    how = Run(parallel, dry_run, quiet, partial, archive, verbose)
+    how = Run(parallel, dry_run, quiet, partial, archive, verbose, cutover)
     ok = _apply(target, how, counter, src)
     if not dry_run:
         ok = _verify(target, None, counter, verbose) and ok

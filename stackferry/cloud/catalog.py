@@ -40,3 +40,11 @@ def missing(what: str, name: str, known: set[str], table: str) -> str:
         f"{', '.join(sorted(known)) or 'none'}): create it there, or rename it in the "
         f"mapping's {table}"
     )
+
+
+def compute_zones(conn: Connection, cache: dict[str, Any]) -> set[str]:
+    if "compute_zones" not in cache:
+        cache["compute_zones"] = {
+            z.name for z in conn.compute.availability_zones() if (z.state or {}).get("available")
+        }
+    return set(cache["compute_zones"])

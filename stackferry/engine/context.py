@@ -13,6 +13,7 @@ from openstack.connection import Connection
 from stackferry.cloud import sdk
 from stackferry.cloud.connection import scoped
 from stackferry.data.transfer import DataPlane
+from stackferry.engine.journal import Journal
 from stackferry.engine.model import identity_key
 from stackferry.engine.temporaries import Temporaries
 
@@ -52,6 +53,45 @@ class IdIndex:
             return [(i, ident) for (k, i), ident in self._by_id.items() if k == kind]
 
 
+class SourceChanges:
+    """What stackferry changed in the source and has not put back, with what it was before
+    (a server stopped for its cutover: its power state). Read from the journal by export, so
+    the workdir describes the source as the operator had it; written by apply, to the journal,
+    before the change is made."""
+
+    def __init__(
+        self, recorded: dict[str, dict[str, Any]] | None = None, journal: Journal | None = None
+    ) -> None:
+        self._recorded = dict(recorded or {})
+        self._journal = journal
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(kind: str, source_id: str) -> str:
+        return f"{kind}:{source_id}"
+
+    def before(self, kind: str, source_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._recorded.get(self.key(kind, source_id))
+
+    def changing(self, kind: str, source_id: str, before: dict[str, Any]) -> dict[str, Any]:
+        """Record ``before`` unless a state is recorded already; returns the one recorded."""
+        if self._journal is None:
+            raise RuntimeError("source changes are recorded by apply, which has a journal")
+        key = self.key(kind, source_id)
+        with self._lock:
+            recorded = self._journal.source_changing(key, before)
+            self._recorded[key] = recorded
+            return recorded
+
+    def restored(self, kind: str, source_id: str) -> None:
+        key = self.key(kind, source_id)
+        with self._lock:
+            if self._journal is not None:
+                self._journal.source_restored(key)
+            self._recorded.pop(key, None)
+
+
 @dataclass
 class Context:
     """One cloud as a kind sees it: a connection, the tenant, and the ID index so far."""
@@ -67,6 +107,9 @@ class Context:
     cache: dict[str, Any] = field(default_factory=dict)  # per-run lookups kinds share
     notes: list[str] = field(default_factory=list)  # what the operator should know (read)
     label: str = ""  # the cloud's name, for messages
+    source_changes: SourceChanges = field(default_factory=SourceChanges)
+    # What the operator chose for kinds that ask (``--cutover``), by option name.
+    options: dict[str, str] = field(default_factory=dict)
     _project_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def project_conn(self) -> Connection:

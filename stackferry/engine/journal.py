@@ -9,16 +9,22 @@ The journal also says what is stackferry's in the destination where the resource
 cannot (keystone, nova and cinder have no tags): every identity whose create a run started,
 and every one the operator adopted. A lost journal makes those conflicts to adopt again,
 never something changed without being asked.
+
+And it says what stackferry changed in the source (a server it stopped for the cutover), with
+what it was before, written before the change: the first record wins, so a re-run never takes
+the state stackferry left for the state the operator had.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from stackferry.errors import WorkdirError
 
@@ -45,6 +51,12 @@ CREATE TABLE IF NOT EXISTS temporaries (
 CREATE TABLE IF NOT EXISTS adopted (
     key TEXT PRIMARY KEY,
     adopted_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS source_changes (
+    key TEXT PRIMARY KEY,
+    before TEXT NOT NULL,
+    changed_at TEXT NOT NULL,
+    restored_at TEXT
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -94,6 +106,7 @@ class Journal:
                 "there before making it; give a --workdir on a writable file system"
             ) from None
         self._lock = threading.Lock()
+        self.path = path
         self.run_id: int | None = None
 
     @staticmethod
@@ -114,6 +127,51 @@ class Journal:
                 db.close()
         except sqlite3.Error as exc:
             raise WorkdirError(f"the journal {path} cannot be read: {exc}") from None
+
+    @staticmethod
+    def source_changes_at(path: Path) -> dict[str, dict[str, Any]]:
+        """What a journal says stackferry changed in the source and has not put back, read
+        without creating or changing anything: for ``export``."""
+        if not path.exists():
+            return {}
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            try:
+                tables = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master")}
+                if "source_changes" not in tables:
+                    return {}
+                rows = db.execute(
+                    "SELECT key, before FROM source_changes WHERE restored_at IS NULL"
+                )
+                return {str(k): json.loads(b) for k, b in rows}
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise WorkdirError(f"the journal {path} cannot be read: {exc}") from None
+
+    def source_changing(self, key: str, before: dict[str, Any]) -> dict[str, Any]:
+        """Record what a source resource is like before stackferry changes it; an earlier
+        record (not put back) wins. Returns the state recorded."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT before FROM source_changes WHERE key = ? AND restored_at IS NULL", (key,)
+            ).fetchone()
+            if row is not None:
+                recorded: dict[str, Any] = json.loads(row[0])
+                return recorded
+            self._db.execute(
+                "INSERT OR REPLACE INTO source_changes (key, before, changed_at) VALUES (?, ?, ?)",
+                (key, json.dumps(before, sort_keys=True), _now()),
+            )
+            return before
+
+    def source_restored(self, key: str) -> None:
+        """The source resource is as it was before stackferry changed it."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE source_changes SET restored_at = ? WHERE key = ? AND restored_at IS NULL",
+                (_now(), key),
+            )
 
     def owned(self) -> set[str]:
         with self._lock:

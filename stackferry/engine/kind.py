@@ -100,6 +100,8 @@ class Field:
       only; ``omit_empty``: not sent on create when empty (the service chooses, e.g. an
       MTU), and cleared on update when it became empty;
       ``order``: compared as a list sorted by this key.
+    - ``write_only``: sent, never shown back by the API (a server's key owner): never
+      compared; ``secret``: never shown (a server's user data): masked in plans and reports.
     """
 
     name: str
@@ -116,6 +118,8 @@ class Field:
     omit_empty: bool = False
     order: Callable[[Any], Any] | None = None  # compared as a list sorted by this key
     required: bool = False
+    write_only: bool = False
+    secret: bool = False
 
     @property
     def attribute(self) -> str | None:
@@ -218,6 +222,8 @@ class Kind:
     params_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     refs: ClassVar[tuple[RefSpec, ...]] = ()
     immutable: ClassVar[frozenset[str]] = frozenset()
+    write_only: ClassVar[frozenset[str]] = frozenset()
+    secrets: ClassVar[frozenset[str]] = frozenset()
     mapped_values: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -241,6 +247,8 @@ class Kind:
             *cls.nested_refs,
         )
         cls.immutable = frozenset(f.name for f in cls.fields if f.immutable)
+        cls.write_only = frozenset(f.name for f in cls.fields if f.write_only)
+        cls.secrets = frozenset(f.name for f in cls.fields if f.secret)
         cls.mapped_values = (
             *((f.path, f.mapping) for f in cls.fields if f.mapping),
             *cls.nested_mappings,
@@ -383,6 +391,11 @@ class Kind:
         Default: nothing."""
         return []
 
+    def explain(self, ctx: Context, resource: Resource) -> str:
+        """What creating the resource will do, when the plan should say more than "create"
+        (a server: its snapshot, data size and stop window). Default: nothing."""
+        return ""
+
     def converge(self, ctx: Context, resource: Resource, current: Resource, made_here: bool) -> str:
         """Bring ``current`` to ``resource.params``; returns its ID (which may be new, when the
         kind replaced it). ``made_here`` says that this step's own create made it and its
@@ -414,7 +427,13 @@ class Kind:
 
     def changed_fields(self, desired: Params, current: Params) -> set[str]:
         want, have = self.normalise(desired), self.normalise(current)
-        return {k for k in want if want.get(k) != have.get(k)}
+        return {k for k in want if k not in self.write_only and want.get(k) != have.get(k)}
+
+    def shown(self, name: str, value: Any) -> Any:
+        """A param's value as plans, reports and the terminal may show it."""
+        if name in self.secrets and value not in (None, ""):
+            return f"(secret, {len(str(value))} characters)"
+        return value
 
     def resource(
         self, identity: dict[str, Any], params: Params, cloud_id: str, ctx: Context, **facts: Any

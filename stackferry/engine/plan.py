@@ -248,7 +248,8 @@ def _step(
     elif existing is not None:
         changed = kind.changed_fields(resource.params, existing.params)
         step.changes = {
-            f: (existing.params.get(f), resource.params.get(f)) for f in sorted(changed)
+            f: (kind.shown(f, existing.params.get(f)), kind.shown(f, resource.params.get(f)))
+            for f in sorted(changed)
         }
         frozen = kind.conflicting(changed, existing)
         # Parts (rules) are stackferry's when their parent is: _parts judges them.

@@ -13,7 +13,7 @@ from openstack.connection import Connection
 from stackferry.cloud.connection import is_admin
 from stackferry.data.transfer import DataPlane
 from stackferry.engine.apply import Executor, Outcome, Progress
-from stackferry.engine.context import Context, Tenant
+from stackferry.engine.context import Context, SourceChanges, Tenant
 from stackferry.engine.journal import Journal
 from stackferry.engine.kind import Kind
 from stackferry.engine.mapping import Mapping
@@ -55,10 +55,18 @@ def _reading_set(registry: Registry, chosen: list[Kind]) -> list[Kind]:
 
 
 def read_tenant(
-    registry: Registry, conn: Connection, tenant: Tenant, kinds: list[Kind], label: str = ""
+    registry: Registry,
+    conn: Connection,
+    tenant: Tenant,
+    kinds: list[Kind],
+    label: str = "",
+    journal_path: Path | None = None,
 ) -> tuple[Context, dict[str, list[Resource]]]:
-    """Read the tenant's resources of ``kinds`` (and what they reference) from one cloud."""
+    """Read the tenant's resources of ``kinds`` (and what they reference) from one cloud; for
+    the source, ``journal_path`` says what stackferry changed there (read as it was before)."""
     ctx = Context(conn, Tenant(tenant.name, tenant.domain), is_admin=is_admin(conn), label=label)
+    if journal_path is not None:
+        ctx.source_changes = SourceChanges(Journal.source_changes_at(journal_path))
     return ctx, read_cloud(_reading_set(registry, kinds), ctx)
 
 
@@ -72,7 +80,8 @@ def export(
     notes: list[str] | None = None,
 ) -> Workdir:
     notes = notes if notes is not None else []
-    ctx, found = read_tenant(registry, conn, tenant, kinds, cloud_label)
+    journal_path = Workdir(workdir).journal_path
+    ctx, found = read_tenant(registry, conn, tenant, kinds, cloud_label, journal_path)
     notes.extend(ctx.notes)
     if ctx.tenant.id is None:
         raise StackferryError(
@@ -114,6 +123,7 @@ def plan(
     mapping: Mapping,
     adopt: Adoption | None = None,
     label: str = "",
+    options: dict[str, str] | None = None,
 ) -> Planned:
     assert wd.tenant is not None
     tenant = mapping.tenant(wd.tenant)
@@ -121,7 +131,13 @@ def plan(
     desired = mapping.apply(
         {k.name: wd.resources.get(k.name, []) for k in chosen if not k.lookup_only},
     )
-    ctx = Context(conn, Tenant(tenant.name, tenant.domain), is_admin=is_admin(conn), label=label)
+    ctx = Context(
+        conn,
+        Tenant(tenant.name, tenant.domain),
+        is_admin=is_admin(conn),
+        label=label,
+        options=dict(options or {}),
+    )
     current = read_destination(_reading_set(registry, chosen), ctx, desired)
     tenant_kind, tenant_key = registry.tenant_kind, registry.tenant_key(tenant)
     tenant_now = (
@@ -134,14 +150,18 @@ def plan(
 
 
 def check(registry: Registry, the_plan: Plan, ctx: Context) -> None:
-    """What the destination would refuse, found before anything is written: blocked."""
+    """What the destination would refuse, found before anything is written: blocked; and
+    what a create will do that the operator should see (a server's stop window)."""
     for step in the_plan.steps:
         if step.action not in CHANGES:
             continue
-        problems = registry[step.resource.kind].check(ctx, step.resource)
+        kind = registry[step.resource.kind]
+        problems = kind.check(ctx, step.resource)
         if problems:
             step.action = Action.BLOCKED
             step.reason = "; ".join(problems)
+        elif step.action in (Action.CREATE, Action.REPLACE) and not step.reason:
+            step.reason = kind.explain(ctx, step.resource)
     propagate_blocks(the_plan.steps)
 
 
@@ -200,6 +220,7 @@ def apply(
     if planned.ctx.data.source is not None:
         conns["source"] = planned.ctx.data.source
     planned.ctx.temporaries = Temporaries(journal, conns)
+    planned.ctx.source_changes = SourceChanges(Journal.source_changes_at(journal.path), journal)
     executor = Executor(
         registry,
         planned.ctx,
@@ -274,7 +295,10 @@ def verify(
                         want.identity,
                         "different",
                         {
-                            f: {"source": want.params.get(f), "destination": got.params.get(f)}
+                            f: {
+                                "source": kind.shown(f, want.params.get(f)),
+                                "destination": kind.shown(f, got.params.get(f)),
+                            }
                             for f in sorted(changed)
                         },
                     )

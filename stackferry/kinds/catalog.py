@@ -16,6 +16,7 @@ from stackferry.kinds.quota import Quota
 from stackferry.kinds.role_assignment import Role, RoleAssignment
 from stackferry.kinds.router import Router
 from stackferry.kinds.security_group import SecurityGroup, SecurityGroupRule
+from stackferry.kinds.server import Server
 from stackferry.kinds.server_group import ServerGroup
 from stackferry.kinds.subnet import Subnet
 from stackferry.kinds.user import User
@@ -43,6 +44,7 @@ ALL_KINDS: tuple[type[Kind], ...] = (
     FloatingIP,
     Image,
     Volume,
+    Server,
 )
 
 

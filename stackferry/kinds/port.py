@@ -1,9 +1,11 @@
-"""Free-standing neutron ports (no device owner): addresses, MAC, allowed address pairs,
-port security and security groups.
+"""Neutron ports of the tenant's own: free-standing ones and servers' NICs (addresses, MAC,
+allowed address pairs, port security and security groups).
 
-Ports that belong to something (a server, a router, DHCP) are that thing's to migrate. A port's
-name can repeat or be empty; its MAC address is unique in its network and is kept on create,
-so (network, MAC) names it.
+A server's ports are made before the server, with the same MAC and fixed IPs, and the
+server boots on them (see the server kind); floating IPs follow their port. Ports neutron
+makes for itself (a router's interfaces and gateway, DHCP, floating IPs) are left to what
+they belong to. A port's name can repeat or be empty; its MAC address is unique in its
+network and is kept on create, so (network, MAC) names it.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def _group_key(group: dict[str, Any]) -> str:
 class Port(NeutronKind):
     name = "port"
     plural = "ports"
-    description = "Free-standing neutron ports (MAC and addresses kept, security groups)"
+    description = "Neutron ports, free-standing and servers' (MAC and addresses kept, groups)"
     sdk_name = "port"
     identity_fields = ("network", "mac_address")
     identity_schema = {"mac_address": {"type": "string", "format": "mac-address"}}
@@ -95,8 +97,13 @@ class Port(NeutronKind):
     nested_refs = (RefSpec("fixed_ips[].subnet", "subnet"),)
 
     def listing(self, ctx: Context) -> list[Any]:
-        """Free-standing ones only: a server's, a router's or DHCP's are theirs to migrate."""
-        return list(ctx.conn.network.ports(project_id=ctx.project_id, device_owner=""))
+        """Free-standing ones and servers' (``compute:<zone>``); neutron's own
+        (``network:*``: router interfaces, DHCP, floating IPs) belong to what made them."""
+        return [
+            p
+            for p in ctx.conn.network.ports(project_id=ctx.project_id)
+            if not p.device_owner or str(p.device_owner).startswith("compute:")
+        ]
 
     def identity_of(self, ctx: Context, obj: Any, params: Params) -> dict[str, Any]:
         return {"network": params["network"]["name"], "mac_address": obj.mac_address}

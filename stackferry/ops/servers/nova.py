@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from openstack import utils as sdk_utils
 
-from stackferry.cloud import sdk
+from stackferry.cloud import nova, sdk
 
 #: Migration statuses after which nova does nothing more with the migration.
 FINAL_MIGRATION = frozenset(
@@ -105,13 +105,6 @@ def _latest(records: Iterable[MigrationRecord]) -> MigrationRecord | None:
     return max(records, key=lambda m: m.created_at, default=None)
 
 
-def _fault(server: Any) -> str | None:
-    fault = getattr(server, "fault", None)
-    if isinstance(fault, dict):
-        return str(fault.get("message") or "") or None
-    return None
-
-
 def _view(server: Any) -> ServerView:
     return ServerView(
         id=str(server.id),
@@ -120,7 +113,7 @@ def _view(server: Any) -> ServerView:
         status=str(server.status or ""),
         task_state=server.task_state or None,
         host=server.compute_host or None,
-        fault=_fault(server),
+        fault=nova.fault(server),
     )
 
 

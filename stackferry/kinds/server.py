@@ -1,0 +1,473 @@
+"""Nova servers of the tenant, moved with their root disk, on their own ports (same MACs and
+fixed IPs: ports are migrated first, as the port kind's), with their keypair and group.
+
+An image-backed server's root disk travels as a snapshot:
+
+    source server stopped (its power state journalled first: ``--cutover stop``, the default)
+      -> snapshot (createImage) as a temporary source image
+      -> streamed into a temporary destination image (checksums compared end to end)
+      -> the destination server boots from it on the migrated ports, in NIC order
+      -> started or left SHUTOFF as the source was; the temporaries are removed.
+
+Nova looks ``key_name`` up among the *requesting* user's keypairs and stackferry has no
+user's password: the owner's public key is put under the operator's user, under that name,
+for the create call only (journalled before it exists, removed right after: nova copies the
+key into the server when it accepts the request). The destination server is the operator's
+(its ``user_id``); the report says whose key it has.
+
+A destination server carries stackferry's marker in its tags (given in the create call), so a
+re-run recognises it and finishes it instead of booting another. The source is never
+deleted; it is left SHUTOFF, and started again when the destination could not be built.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from openstack import exceptions
+
+from stackferry.cloud import catalog, nova
+from stackferry.cloud.glance import Glance
+from stackferry.cloud.retry import is_transient
+from stackferry.data.stream import Fingerprint
+from stackferry.data.transfer import transfer
+from stackferry.data.volumes import GIB, timeout_for, wait_image_active
+from stackferry.engine.context import Context
+from stackferry.engine.formats import NAME
+from stackferry.engine.kind import MARKER_TAG, Field, Kind, has_marker, without_marker
+from stackferry.engine.model import Resource
+from stackferry.engine.temporaries import undoes
+from stackferry.kinds.image import safe_name
+
+TMP_PREFIX = "stackferry-tmp-"
+POWER = {"ACTIVE": "running", "SHUTOFF": "shutoff"}
+BUILD_SECONDS = 600.0
+_KEY_LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+_KEY_LOCKS_LOCK = threading.Lock()
+
+
+def _key_lock(name: str) -> threading.Lock:
+    """One lock per key name: one public key at a time under that name for the operator."""
+    with _KEY_LOCKS_LOCK:
+        return _KEY_LOCKS[name]
+
+
+@undoes("operator_keypair")
+def _delete_operator_keypair(conn: Any, spec: dict[str, Any]) -> None:
+    conn.compute.delete_keypair(spec["name"], ignore_missing=True, user_id=spec["user_id"])
+
+
+def nics(server: Any) -> list[dict[str, Any]]:
+    """The server's ports, as port identities (network, MAC), in the order nova gives its
+    NICs: ``addresses`` follows the server's network info, grouped by network (the
+    interface list follows neutron's order instead)."""
+    out: list[dict[str, Any]] = []
+    for network, addresses in (server.addresses or {}).items():
+        for address in addresses:
+            port = {"network": network, "mac_address": address.get("OS-EXT-IPS-MAC:mac_addr")}
+            if port["mac_address"] and port not in out:
+                out.append(port)
+    return out
+
+
+def _power_state(server: Any) -> str:
+    return POWER.get(str(server.status), str(server.status).lower())
+
+
+class Server(Kind):
+    name = "server"
+    plural = "servers"
+    description = (
+        "Nova servers: root disk by snapshot, same ports (MAC, IPs), keypair, group, "
+        "power state; the source stopped for the cutover"
+    )
+    identity_schema = {"name": {**NAME, "minLength": 1}}
+    fields = (
+        Field("description", {"type": ["string", "null"], "maxLength": 255}),
+        Field(
+            "flavor",
+            {"type": "object"},
+            attr=None,
+            wire=None,
+            ref="flavor",
+            required=True,
+            immutable=True,
+        ),
+        # Where the root disk lives: the hypervisor's local disk (from an image), or a volume.
+        Field("boot", {"enum": ["image", "volume"]}, attr=None, wire=None, immutable=True),
+        # The NICs, in the order the guest sees them (kept: no ``order``).
+        Field(
+            "ports",
+            {"type": "array", "items": {"type": "object"}},
+            attr=None,
+            wire=None,
+            ref="port",
+            many=True,
+            immutable=True,
+        ),
+        Field("key_name", {"type": ["string", "null"]}, immutable=True),
+        # Whose key it is (the user who booted it): used to boot, never shown back by nova.
+        Field(
+            "keypair",
+            {"type": ["object", "null"]},
+            attr=None,
+            wire=None,
+            ref="keypair",
+            write_only=True,
+        ),
+        Field(
+            "server_group",
+            {"type": ["object", "null"]},
+            attr=None,
+            wire=None,
+            ref="server_group",
+            immutable=True,
+        ),
+        Field(
+            "metadata",
+            {"type": "object", "additionalProperties": {"type": "string"}},
+            default={},
+            convert=dict,
+        ),
+        Field(
+            "tags",
+            {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 60}},
+            attr=None,
+            wire=None,
+            default=[],
+            order=str,
+        ),
+        Field(
+            "user_data",
+            {"type": ["string", "null"]},
+            wire=None,
+            immutable=True,
+            secret=True,
+        ),
+        Field(
+            "config_drive",
+            {"type": "boolean"},
+            attr="has_config_drive",
+            wire=None,
+            default=False,
+            convert=lambda value: str(value).lower() == "true",
+            immutable=True,
+        ),
+        # The zone the server was asked for (nova 2.96), not where it landed.
+        Field(
+            "availability_zone",
+            {"type": ["string", "null"]},
+            attr="pinned_availability_zone",
+            wire=None,
+            mapping="availability_zones",
+            immutable=True,
+        ),
+        Field(
+            "power_state",
+            {"enum": ["running", "shutoff"]},
+            attr=None,
+            wire=None,
+            default="running",
+        ),
+    )
+    moves_data = True
+    mapped_facts = ("addresses", "key_owner", "booted_by")
+    ready_timeout = BUILD_SECONDS
+
+    # --- reading -----------------------------------------------------------------------
+
+    def read(self, ctx: Context) -> list[Resource]:
+        compute, out = ctx.conn.compute, []
+        # Nova names a server's group in GET only, not in the list: the groups name members.
+        group_of = {
+            member: g.id
+            for g in compute.server_groups(all_projects=True)
+            if g.project_id == ctx.project_id
+            for member in g.member_ids or []
+        }
+        for s in compute.servers(details=True, all_projects=True, project_id=ctx.project_id):
+            if (s.name or "").startswith(TMP_PREFIX):
+                continue
+            ports = nics(s)
+            group = group_of.get(s.id)
+            keypair = None
+            if s.key_name:
+                keypair = ctx.ids.identity("keypair", f"{s.user_id}/{s.key_name}")
+            power = _power_state(s)
+            before = ctx.source_changes.before(self.name, str(s.id))
+            if before is not None:  # stackferry stopped it for the cutover: as it was
+                power = before["power_state"]
+            params = {
+                **self.params_of(ctx, s),
+                "flavor": {"name": s.flavor.original_name or s.flavor.name},
+                "boot": "image" if s.image and s.image.id else "volume",
+                "ports": ports,
+                "keypair": keypair,
+                "server_group": ctx.ref("server_group", group) if group else None,
+                "tags": without_marker(s.tags),
+                "power_state": power,
+            }
+            out.append(
+                self.resource(
+                    {"name": s.name},
+                    params,
+                    str(s.id),
+                    ctx,
+                    ours=has_marker(s.tags),
+                    status=s.status,
+                    task_state=s.task_state,
+                    key_owner=keypair["user"].get("name") if keypair else None,
+                    booted_by=s.user_id,
+                    image_id=s.image.id if s.image else None,
+                    size=int(s.flavor.disk or 0) * GIB,
+                    addresses={
+                        net: sorted(a["addr"] for a in addrs)
+                        for net, addrs in (s.addresses or {}).items()
+                    },
+                )
+            )
+        return out
+
+    def ready(self, current: Resource) -> bool:
+        return current.facts.get("status") != "BUILD" and not current.facts.get("task_state")
+
+    def check(self, ctx: Context, resource: Resource) -> list[str]:
+        p, problems = resource.params, []
+        if p.get("boot") == "volume":
+            problems.append(
+                "boot-from-volume servers are not moved by this version of stackferry: "
+                "--exclude it (its volumes migrate as volumes)"
+            )
+        if p.get("key_name") and not p.get("keypair"):
+            problems.append(
+                f"its keypair {p['key_name']!r} is not among the tenant users' keypairs "
+                "(deleted, or its owner is not a member): nova would refuse the name"
+            )
+        zone = p.get("availability_zone")
+        if zone:
+            zones = catalog.compute_zones(ctx.conn, ctx.cache)
+            if zone not in zones:
+                problems.append(
+                    catalog.missing("availability zone", zone, zones, "availability_zones")
+                )
+        return problems
+
+    def explain(self, ctx: Context, resource: Resource) -> str:
+        size = int(resource.facts.get("size") or 0)
+        disk = f"root disk by snapshot ({size / GIB:.0f} GiB at most)" if size else "root disk"
+        status = resource.facts.get("status")
+        if ctx.options.get("cutover", "stop") == "live":
+            return f"{disk}, copied while running (crash-consistent); the source keeps running"
+        if status == "SHUTOFF":
+            return f"{disk}; the source is SHUTOFF already"
+        return (
+            f"{disk}; the source is stopped from its snapshot until the destination is ACTIVE,"
+            " and left SHUTOFF"
+        )
+
+    # --- creating ----------------------------------------------------------------------
+
+    def create(self, ctx: Context, resource: Resource) -> str:
+        temporaries = ctx.temporaries
+        if temporaries is None:
+            raise RuntimeError("servers are only created by apply, which records temporaries")
+        tmp = f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}"
+        stopped = self._cut_over(ctx, resource)
+        try:
+            image_id = self._root_disk(ctx, resource, tmp)
+            server_id = self._boot(ctx, resource, image_id, tmp)
+            self._settle(ctx, resource, server_id)
+        except Exception as exc:
+            if stopped and not is_transient(exc):
+                self._restart_source(ctx, resource)
+            raise
+        finally:
+            for suffix in (":src-image", ":dst-image", ":keypair"):
+                temporaries.undo(tmp + suffix)
+        return server_id
+
+    def _cut_over(self, ctx: Context, resource: Resource) -> bool:
+        """Stop the source (``--cutover stop``) after journalling its power state; returns
+        whether it is stopped because of stackferry."""
+        if ctx.options.get("cutover", "stop") == "live":
+            return False
+        source, src_id = ctx.data.source_conn(), resource.cloud_id
+        server = source.compute.get_server(src_id)
+        recorded = ctx.source_changes.before(self.name, src_id)
+        if server.status == "SHUTOFF" and recorded is None:
+            return False  # it was off already: nothing of it is changed
+        if server.status not in ("ACTIVE", "SHUTOFF"):
+            raise RuntimeError(
+                f"source server {resource.label} is {server.status}: it must be ACTIVE or "
+                "SHUTOFF to be moved"
+            )
+        ctx.source_changes.changing(self.name, src_id, {"power_state": _power_state(server)})
+        if server.status == "ACTIVE":
+            source.compute.stop_server(src_id)
+        nova.wait_server(source, src_id, {"SHUTOFF"}, f"stopping source {resource.label}", 600)
+        return True
+
+    def _restart_source(self, ctx: Context, resource: Resource) -> None:
+        """The destination could not be built: the source goes back to how it was."""
+        src_id = resource.cloud_id
+        before = ctx.source_changes.before(self.name, src_id) or {}
+        source = ctx.data.source_conn()
+        if before.get("power_state") == "running":
+            source.compute.start_server(src_id)
+            nova.wait_server(source, src_id, {"ACTIVE"}, f"restarting source {resource.label}",
+                             600)  # fmt: skip
+        ctx.source_changes.restored(self.name, src_id)
+
+    def _root_disk(self, ctx: Context, resource: Resource, tmp: str) -> str:
+        """The source's root disk as a temporary image in the destination tenant."""
+        assert ctx.temporaries is not None
+        source, what = ctx.data.source_conn(), f"server {resource.label}"
+        wait = timeout_for(max(1, int(resource.facts.get("size") or 0) // GIB))
+        ctx.temporaries.record(f"{tmp}:src-image", f"{what}: snapshot {tmp}", "image_named",
+                               {"name": tmp}, cloud="source")  # fmt: skip
+        snapshot_id = source.compute.get_server(resource.cloud_id).create_image(
+            source.compute, tmp, None
+        )
+        src_image = wait_image_active(source, str(snapshot_id), f"{what}: snapshot", wait)
+        ctx.temporaries.record(f"{tmp}:dst-image", f"{what}: root disk image {tmp}",
+                               "image_named", {"name": tmp})  # fmt: skip
+        dst_image_id = str(
+            Glance(ctx.conn).create(
+                {
+                    "name": tmp,
+                    "disk_format": src_image.get("disk_format") or "raw",
+                    "container_format": src_image.get("container_format") or "bare",
+                    "visibility": "private",
+                    "owner": ctx.project_id,
+                    "tags": [MARKER_TAG],
+                }
+            )["id"]
+        )
+        transfer(
+            ctx.data,
+            what,
+            f"servers/{safe_name(resource, src_image.get('disk_format') or 'raw')}",
+            str(src_image["id"]),
+            ctx.conn,
+            dst_image_id,
+            Fingerprint.of(src_image),
+            kind="server",
+            name=resource.identity["name"],
+            source_id=resource.id,
+        )
+        return dst_image_id
+
+    def _boot(self, ctx: Context, resource: Resource, image_id: str, tmp: str) -> str:
+        p = resource.params
+        body: dict[str, Any] = {
+            "name": resource.identity["name"],
+            "flavorRef": ctx.resolve("flavor", p["flavor"]),
+            "imageRef": image_id,
+            "networks": [{"port": ctx.resolve("port", port)} for port in p.get("ports", [])]
+            or "none",
+            "metadata": p.get("metadata") or {},
+            "tags": [*p.get("tags", []), MARKER_TAG],
+            "config_drive": bool(p.get("config_drive")),
+        }
+        if p.get("description"):
+            body["description"] = p["description"]
+        if p.get("user_data"):
+            body["user_data"] = p["user_data"]
+        if p.get("availability_zone"):
+            body["availability_zone"] = p["availability_zone"]
+        if p.get("server_group"):
+            body["scheduler_hints"] = {"group": ctx.resolve("server_group", p["server_group"])}
+        compute = ctx.project_conn().compute
+        if not p.get("key_name"):
+            return str(compute.create_server(**body).id)
+        body["key_name"] = p["key_name"]
+        with _key_lock(str(p["key_name"])):
+            self._lend_key(ctx, resource, tmp)
+            try:
+                return str(compute.create_server(**body).id)
+            finally:
+                assert ctx.temporaries is not None
+                ctx.temporaries.undo(f"{tmp}:keypair")
+
+    def _lend_key(self, ctx: Context, resource: Resource, tmp: str) -> None:
+        """The owner's public key under the operator's user, named as nova will look it up."""
+        assert ctx.temporaries is not None
+        p = resource.params
+        name, operator = str(p["key_name"]), str(ctx.conn.current_user_id)
+        owner_id, _, _ = str(ctx.resolve("keypair", p["keypair"])).partition("/")
+        if owner_id == operator:
+            return
+        compute = ctx.conn.compute
+        public_key = compute.get_keypair(name, user_id=owner_id).public_key
+        try:
+            mine = compute.get_keypair(name, user_id=operator)
+        except exceptions.NotFoundException:
+            mine = None
+        if mine is not None:
+            if mine.public_key.strip() == public_key.strip():
+                return  # the operator holds that very key already
+            raise RuntimeError(
+                f"server {resource.label}: your own user has a keypair named {name!r} with "
+                "another key; nova would give the server that one: rename or delete yours"
+            )
+        ctx.temporaries.record(
+            f"{tmp}:keypair",
+            f"server {resource.label}: keypair {name} lent to the operator",
+            "operator_keypair",
+            {"name": name, "user_id": operator},
+        )
+        compute.create_keypair(name=name, public_key=public_key, user_id=operator)
+
+    def _settle(self, ctx: Context, resource: Resource, server_id: str) -> None:
+        """Wait for the build; a server nova could not build is removed (it is ours)."""
+        what = f"server {resource.label}"
+        try:
+            nova.wait_server(ctx.conn, server_id, {"ACTIVE"}, f"{what}: build", BUILD_SECONDS)
+        except RuntimeError:
+            nova.delete_server(ctx.conn, server_id, f"{what}: removing the failed build",
+                               BUILD_SECONDS)  # fmt: skip
+            raise
+        if resource.params.get("power_state") == "shutoff":
+            self._power(ctx, resource, server_id, "shutoff")
+
+    # --- bringing an existing one in line ---------------------------------------------
+
+    def converge(self, ctx: Context, resource: Resource, current: Resource, made_here: bool) -> str:
+        if current.facts.get("status") == "ERROR":  # ours, never finished: made again
+            nova.delete_server(ctx.conn, current.cloud_id, f"server {resource.label}",
+                               BUILD_SECONDS)  # fmt: skip
+            return self.create(ctx, resource)
+        return super().converge(ctx, resource, current, made_here)
+
+    def update(
+        self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
+    ) -> None:
+        compute, p, server_id = ctx.conn.compute, resource.params, current.cloud_id
+        if "description" in changed:
+            compute.update_server(server_id, description=p.get("description"))
+        if "metadata" in changed:
+            want, old = p.get("metadata") or {}, current.params.get("metadata") or {}
+            gone = [k for k in old if k not in want]
+            if gone:
+                compute.delete_server_metadata(server_id, gone)
+            if want:
+                compute.set_server_metadata(server_id, **want)
+        if "tags" in changed:
+            compute.get_server(server_id).set_tags(compute, [*p.get("tags", []), MARKER_TAG])
+        if "power_state" in changed:
+            self._power(ctx, resource, server_id, p["power_state"])
+
+    def _power(self, ctx: Context, resource: Resource, server_id: str, state: str) -> None:
+        compute, what = ctx.conn.compute, f"server {resource.label}"
+        if state == "shutoff":
+            compute.stop_server(server_id)
+            nova.wait_server(ctx.conn, server_id, {"SHUTOFF"}, f"{what}: stopping", 600)
+        else:
+            compute.start_server(server_id)
+            nova.wait_server(ctx.conn, server_id, {"ACTIVE"}, f"{what}: starting", 600)
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        nova.delete_server(ctx.conn, current.cloud_id, f"server {current.label}", BUILD_SECONDS)

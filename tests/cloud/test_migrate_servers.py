@@ -1,0 +1,273 @@
+"""Servers move between the clouds (issue 11): image-backed servers with their root disk bytes
+(a guest write included), the same ports (MACs and fixed IPs, NIC order), a floating IP, keys of
+two users, an anti-affinity group and power states; the sources are left SHUTOFF; a re-run
+writes nothing. A destination that cannot build a server removes it and starts the source
+again."""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openstack
+import yaml
+
+from devcloud.lab import Lab
+from devcloud.layout import DESTINATION, SOURCE
+from devcloud.seed import connect
+from devcloud.tenants import Tenant, unique_name
+from stackferry.cloud import sdk
+from tests.cloud.migration import Migration, leftovers
+from tests.cloud.waits import wait_status
+
+USER_DATA = base64.b64encode(b"#cloud-config\npassword: not-for-reports\n").decode()
+
+
+def _public_key(seed: str) -> str:
+    """A syntactically valid ed25519 public key, different per seed."""
+    raw = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + seed.encode().ljust(32, b"x")[:32]
+    return f"ssh-ed25519 {base64.b64encode(raw).decode()} {seed}"
+
+
+@dataclass
+class Workload:
+    servers: dict[str, Any]  # name -> source server
+    disks: dict[str, bytes]  # name -> root disk bytes in the source (after the guest write)
+    fip: str
+    front_mac: str
+    other_user: str
+
+
+def _boot(conn: openstack.connection.Connection, **attrs: Any) -> Any:
+    server = conn.compute.create_server(**attrs)
+    return wait_status(lambda: conn.compute.get_server(server.id), "ACTIVE", attrs["name"])
+
+
+def _seed(lab: Lab, src: Tenant) -> Workload:
+    admin, conn, pid = src.admin, src.conn, src.project_id
+    image = conn.image.create_image(
+        name=unique_name("img"),
+        data=os.urandom(1024 * 1024),
+        disk_format="raw",
+        container_format="bare",
+        allow_duplicates=True,
+    )
+    flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
+    front = conn.network.create_network(name="front")
+    front_subnet = conn.network.create_subnet(
+        network_id=front.id, ip_version=4, cidr="10.61.0.0/24", name="front4"
+    )
+    back = conn.network.create_network(name="back")
+    conn.network.create_subnet(network_id=back.id, ip_version=4, cidr="10.62.0.0/24")
+    public = admin.network.find_network("public", ignore_missing=False)
+    router = conn.network.create_router(
+        name="edge", external_gateway_info={"network_id": public.id}
+    )
+    conn.network.add_interface_to_router(router, subnet=front_subnet.id)
+    group = conn.network.create_security_group(name="web")
+    conn.network.create_security_group_rule(
+        security_group_id=group.id, direction="ingress", protocol="tcp", port_range_min=80,
+        port_range_max=80, ethertype="IPv4",
+    )  # fmt: skip
+    web_front = conn.network.create_port(
+        network_id=front.id, security_group_ids=[group.id], name="web-front"
+    )
+    web_back = conn.network.create_port(network_id=back.id)
+    fip = conn.network.create_ip(floating_network_id=public.id, port_id=web_front.id)
+    conn.compute.create_keypair(name="k1", public_key=_public_key("k1-of-the-tenant-user"))
+    apart = conn.compute.create_server_group(name="apart", policy="anti-affinity")
+
+    # A second member of the project boots a server with a keypair of its own.
+    idn, password = sdk.identity(admin), "pw-" + unique_name()
+    other = idn.create_user(name=unique_name("sf-user"), domain_id="default", password=password)
+    idn.assign_project_role_to_user(pid, other.id, idn.find_role("member", ignore_missing=False))
+    as_other = openstack.connect(
+        auth_url=src.cloud.keystone_url,
+        username=other.name,
+        password=password,
+        user_domain_id="default",
+        project_id=pid,
+        region_name=src.cloud.region,
+    )
+    as_other.compute.create_keypair(name="k2", public_key=_public_key("k2-of-another-user"))
+
+    common = {"flavor_id": flavor.id, "image_id": image.id}
+    servers = {
+        "web": _boot(
+            conn,
+            name="web",
+            networks=[{"port": web_front.id}, {"port": web_back.id}],
+            key_name="k1",
+            metadata={"role": "frontend"},
+            user_data=USER_DATA,
+            **common,
+        ),
+        "off": _boot(conn, name="off", networks=[{"uuid": back.id}], **common),
+        "g1": _boot(
+            conn,
+            name="g1",
+            networks=[{"uuid": back.id}],
+            scheduler_hints={"group": apart.id},
+            **common,
+        ),
+        "g2": _boot(
+            conn,
+            name="g2",
+            networks=[{"uuid": back.id}],
+            scheduler_hints={"group": apart.id},
+            **common,
+        ),
+        "other": _boot(
+            as_other, name="other", networks=[{"uuid": back.id}], key_name="k2", **common
+        ),
+    }
+    servers["web"].add_tag(conn.compute, "tier-1")
+    conn.compute.stop_server(servers["off"])
+    wait_status(lambda: conn.compute.get_server(servers["off"].id), "SHUTOFF", "off stops")
+    disks = {}
+    for name, server in servers.items():
+        host = admin.compute.get_server(server.id).compute_host
+        disk = lab.paths.server_disk(SOURCE, host, server.id)
+        with disk.open("r+b") as f:  # a guest write, different in each server
+            f.seek(8192)
+            f.write(f"{name} wrote this".encode())
+        disks[name] = disk.read_bytes()
+    return Workload(
+        servers, disks, str(fip.floating_ip_address), str(web_front.mac_address), other.name
+    )
+
+
+def _destination(migration: Migration) -> tuple[openstack.connection.Connection, str]:
+    admin = connect(migration.clouds_yaml, DESTINATION.name)
+    (project,) = sdk.identity(admin).projects(
+        name=migration.source.project_name, domain_id="default"
+    )
+    return admin, str(project.id)
+
+
+def _ports_in_order(admin: openstack.connection.Connection, server: Any) -> list[tuple[Any, ...]]:
+    """The server's NICs in the order nova shows them (its addresses, by network)."""
+    out = []
+    macs = [a["OS-EXT-IPS-MAC:mac_addr"] for addrs in server.addresses.values() for a in addrs]
+    for mac in dict.fromkeys(macs):
+        (port,) = admin.network.ports(mac_address=mac)
+        network = admin.network.get_network(port.network_id)
+        ips = sorted(ip["ip_address"] for ip in port.fixed_ips)
+        out.append((network.name, port.mac_address, ips, sorted(port.security_group_ids)))
+    return out
+
+
+def _group_names(admin: openstack.connection.Connection, ids: list[str]) -> list[str]:
+    return sorted(admin.network.get_security_group(i).name for i in ids)
+
+
+def test_image_backed_servers_migrate_with_their_disks_ports_keys_and_groups(
+    lab: Lab, migration: Migration
+) -> None:
+    src = migration.source
+    work = _seed(lab, src)
+
+    result = migration.migrate()
+    assert result.exit_code == 0, result.output
+    assert "not-for-reports" not in result.output and USER_DATA not in result.output
+
+    admin, pid = _destination(migration)
+    dst = {s.name: s for s in admin.compute.servers(details=True, all_projects=True,
+                                                    project_id=pid)}  # fmt: skip
+    assert sorted(dst) == sorted(work.servers), "exactly one destination server each"
+    source_admin = src.admin
+    for name, server in work.servers.items():
+        mine = admin.compute.get_server(dst[name].id)
+        theirs = source_admin.compute.get_server(server.id)
+        assert theirs.status == "SHUTOFF", f"source {name} is left SHUTOFF"
+        assert mine.status == ("SHUTOFF" if name == "off" else "ACTIVE"), name
+        disk = lab.paths.server_disk(DESTINATION, mine.compute_host, mine.id)
+        assert disk.read_bytes() == work.disks[name], f"{name}: root disk bytes differ"
+        source_nics = _ports_in_order(source_admin, theirs)
+        nics = _ports_in_order(admin, mine)
+        assert [n[:3] for n in nics] == [n[:3] for n in source_nics], f"{name}: NICs differ"
+        assert len(nics) == (2 if name == "web" else 1)
+        assert [_group_names(admin, n[3]) for n in nics] == [
+            _group_names(source_admin, n[3]) for n in source_nics
+        ]
+        assert mine.key_name == theirs.key_name
+        assert mine.metadata == theirs.metadata
+        assert mine.flavor.original_name == theirs.flavor.original_name
+    web = admin.compute.get_server(dst["web"].id)
+    assert "tier-1" in (web.tags or [])
+    assert web.user_data == USER_DATA
+    assert [n[0] for n in _ports_in_order(admin, web)] == ["front", "back"]
+    (front,) = admin.network.ports(mac_address=work.front_mac)
+    (fip,) = admin.network.ips(project_id=pid)
+    assert fip.port_id == front.id  # its address is the destination's (another public net)
+    g1, g2 = (admin.compute.get_server(dst[n].id) for n in ("g1", "g2"))
+    assert g1.compute_host != g2.compute_host, "anti-affinity kept"
+    (group,) = [g for g in admin.compute.server_groups(all_projects=True)
+                if g.project_id == pid]  # fmt: skip
+    assert sorted(group.member_ids) == sorted([g1.id, g2.id])
+
+    # The report says whose key each server has; nothing secret in it.
+    verify = migration.last_report("verify")
+    owners = {e["identity"]["name"]: e["key_owner"]["source"]
+              for e in verify["id_map"] if e["kind"] == "server"}  # fmt: skip
+    assert owners["web"] == src.user_name and owners["other"] == work.other_user
+    moved = [e for e in verify["id_map"] if e["kind"] == "floating_ip"]
+    assert [work.fip] == [v for e in moved for v in e["identity"].values()], moved
+    for report in (migration.workdir / "reports").glob("*"):
+        assert "not-for-reports" not in report.read_text() and USER_DATA not in report.read_text()
+    assert leftovers(migration.clouds_yaml) == []
+    lent = [k.name for k in admin.compute.keypairs() if k.name in ("k1", "k2")]
+    assert lent == [], "the keys lent to the operator are gone"
+
+    again = migration.migrate()
+    assert again.exit_code == 0, again.output
+    assert "0 write call(s)" in again.output, again.output
+    assert admin.compute.get_server(dst["web"].id).status == "ACTIVE"
+
+    # Exported again with the sources off, the workdir keeps the power states they had.
+    exported = yaml.safe_load((migration.workdir / "resources" / "servers.yaml").read_text())
+    states = {s["identity"]["name"]: s["params"]["power_state"] for s in exported["resources"]}
+    assert states == {"web": "running", "off": "shutoff", "g1": "running", "g2": "running",
+                      "other": "running"}  # fmt: skip
+
+
+def test_a_server_the_destination_cannot_build_is_removed_and_its_source_restarted(
+    lab: Lab, migration: Migration, tmp_path: Path
+) -> None:
+    src = migration.source
+    conn = src.conn
+    image = conn.image.create_image(
+        name=unique_name("img"), data=os.urandom(65536), disk_format="raw",
+        container_format="bare", allow_duplicates=True,
+    )  # fmt: skip
+    network = conn.network.create_network(name="only")
+    conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="10.63.0.0/24")
+    flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
+    server = _boot(
+        conn, name="doomed", flavor_id=flavor.id, image_id=image.id,
+        networks=[{"uuid": network.id}],
+    )  # fmt: skip
+    # The destination's flavor asks for a trait no compute host has: no valid host.
+    dst_admin = connect(migration.clouds_yaml, DESTINATION.name)
+    impossible = dst_admin.compute.create_flavor(
+        name=unique_name("sf-nohost"), ram=64, vcpus=1, disk=1
+    )
+    try:
+        dst_admin.compute.create_flavor_extra_specs(
+            impossible, {"trait:CUSTOM_STACKFERRY_NOWHERE": "required"}
+        )
+        mapping = tmp_path / "mapping.yaml"
+        mapping.write_text(yaml.safe_dump({"flavors": {"m1.tiny": impossible.name}}))
+        result = migration.migrate("--mapping", str(mapping))
+        assert result.exit_code == 1, result.output
+        assert "doomed" in result.output and "valid host" in result.output.lower(), result.output
+        admin, pid = _destination(migration)
+        assert list(admin.compute.servers(all_projects=True, project_id=pid)) == []
+        status = src.admin.compute.get_server(server.id).status
+        assert status == "ACTIVE", "the source runs again"
+        assert leftovers(migration.clouds_yaml) == []
+    finally:
+        dst_admin.compute.delete_flavor(impossible)
