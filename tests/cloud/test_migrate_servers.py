@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,10 @@ from devcloud.layout import DESTINATION, SOURCE
 from devcloud.seed import connect
 from devcloud.tenants import Tenant, unique_name
 from stackferry.cloud import sdk
+from stackferry.engine.journal import Journal
+from stackferry.kinds.server import TMP_PREFIX
 from tests.cloud.migration import Migration, leftovers
+from tests.cloud.test_resume import KillPoint, _migrate_and_kill
 from tests.cloud.waits import wait_status
 
 USER_DATA = base64.b64encode(b"#cloud-config\npassword: not-for-reports\n").decode()
@@ -237,6 +242,8 @@ def test_image_backed_servers_migrate_with_their_disks_ports_keys_and_groups(
 def test_a_server_the_destination_cannot_build_is_removed_and_its_source_restarted(
     lab: Lab, migration: Migration, tmp_path: Path
 ) -> None:
+    """Then, with the dry run's stop window shown first, ``--cutover live`` moves it and the
+    source keeps running."""
     src = migration.source
     conn = src.conn
     image = conn.image.create_image(
@@ -269,5 +276,107 @@ def test_a_server_the_destination_cannot_build_is_removed_and_its_source_restart
         status = src.admin.compute.get_server(server.id).status
         assert status == "ACTIVE", "the source runs again"
         assert leftovers(migration.clouds_yaml) == []
+
+        dry = migration.cli(
+            "migrate", "--src", SOURCE.name, "--dst", DESTINATION.name, "--project",
+            src.project_name, "--workdir", str(migration.workdir), "--dry-run",
+        )  # fmt: skip
+        assert dry.exit_code == 0, dry.output
+        assert "stopped from its snapshot until the destination is ACTIVE" in dry.output
+        assert "1 GiB at most" in dry.output  # m1.tiny's disk: the data to move, at most
+        live = migration.migrate("--cutover", "live")
+        assert live.exit_code == 0, live.output
+        assert src.admin.compute.get_server(server.id).status == "ACTIVE", "live: still running"
+        (moved,) = admin.compute.servers(all_projects=True, project_id=pid)
+        assert admin.compute.get_server(moved.id).status == "ACTIVE"
+        assert leftovers(migration.clouds_yaml) == []
     finally:
         dst_admin.compute.delete_flavor(impossible)
+
+
+def _throttled(check: Callable[[], bool], every: float = 0.2) -> Callable[..., bool]:
+    """A kill point's test that asks the clouds at most every ``every`` seconds."""
+    last = [0.0]
+
+    def reached(*_: Any) -> bool:
+        if time.monotonic() - last[0] < every:
+            return False
+        last[0] = time.monotonic()
+        return check()
+
+    return reached
+
+
+def _dst_project(migration: Migration) -> str | None:
+    admin = connect(migration.clouds_yaml, DESTINATION.name)
+    found = list(
+        sdk.identity(admin).projects(name=migration.source.project_name, domain_id="default")
+    )
+    return str(found[0].id) if found else None
+
+
+def test_kill_minus_nine_at_each_phase_of_a_servers_migration(
+    lab: Lab, migration: Migration
+) -> None:
+    """Before each kill the source gains a server; the kill lands in that server's move."""
+    src = migration.source
+    conn, source_admin = src.conn, src.admin
+    dst_admin = connect(migration.clouds_yaml, DESTINATION.name)
+    image = conn.image.create_image(
+        name=unique_name("img"), data=os.urandom(48 * 1024 * 1024), disk_format="raw",
+        container_format="bare", allow_duplicates=True,
+    )  # fmt: skip
+    network = conn.network.create_network(name="net")
+    conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="10.64.0.0/24")
+    flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
+    conn.compute.create_keypair(name="kk", public_key=_public_key("kk-of-the-tenant-user"))
+    first = migration.migrate("--skip", "flavors")  # the tenant around the servers
+    assert first.exit_code == 0, first.output
+
+    def dst_servers(name: str) -> list[Any]:
+        pid = _dst_project(migration)
+        return [s for s in dst_admin.compute.servers(all_projects=True, project_id=pid)
+                if s.name == name] if pid else []  # fmt: skip
+
+    def ports_made(name: str, mac: str) -> Callable[[], bool]:
+        return lambda: (
+            bool(list(dst_admin.network.ports(mac_address=mac))) and not dst_servers(name)
+        )
+
+    def stopped(server_id: str) -> Callable[[], bool]:
+        return lambda: source_admin.compute.get_server(server_id).status == "SHUTOFF"
+
+    def streaming() -> bool:
+        images = dst_admin.image.get("/images", params={"visibility": "all"}).json()["images"]
+        return any(i["name"].startswith(TMP_PREFIX) and i["status"] == "saving" for i in images)
+
+    def building(name: str) -> Callable[[], bool]:
+        return lambda: any(s.status == "BUILD" for s in dst_servers(name))
+
+    points: list[tuple[str, Callable[[str, str, str], Callable[[], bool]]]] = [
+        ("ports made, server not yet", lambda name, sid, mac: ports_made(name, mac)),
+        ("source stopped", lambda name, sid, mac: stopped(sid)),
+        ("root disk streaming", lambda name, sid, mac: streaming),
+        ("destination server in BUILD", lambda name, sid, mac: building(name)),
+    ]
+    journal = migration.workdir / "journal.sqlite"
+    for i, (label, make) in enumerate(points):
+        name = f"vm{i}"
+        server = _boot(
+            conn, name=name, flavor_id=flavor.id, image_id=image.id,
+            networks=[{"uuid": network.id}], key_name="kk",
+        )  # fmt: skip
+        mac = next(iter(server.addresses.values()))[0]["OS-EXT-IPS-MAC:mac_addr"]
+        _migrate_and_kill(migration, KillPoint(label, _throttled(make(name, server.id, mac))))
+        again = migration.migrate("--skip", "flavors")
+        assert again.exit_code == 0, f"after a kill at '{label}': {again.output}"
+        assert len(dst_servers(name)) == 1, f"after a kill at '{label}': one server"
+        (mine,) = dst_servers(name)
+        assert dst_admin.compute.get_server(mine.id).status == "ACTIVE", label
+        assert source_admin.compute.get_server(server.id).status == "SHUTOFF", label
+        known = Journal.source_changes_at(journal).get(f"server:{server.id}")
+        assert known == {"power_state": "running"}, f"{label}: the source's power state"
+        assert leftovers(migration.clouds_yaml) == [], label
+        assert [k.name for k in dst_admin.compute.keypairs() if k.name == "kk"] == [], label
+    rerun = migration.migrate("--skip", "flavors")
+    assert rerun.exit_code == 0 and migration.last_report("apply")["write_calls"] == 0
