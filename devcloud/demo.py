@@ -223,9 +223,11 @@ def seed_demo(
         tenant.compute.create_server_group(
             name="spread", policy="anti-affinity", rules={"max_server_per_host": 2}
         )
-    seed_data(conn, tenant, project_obj.id)
+    made = seed_data(conn, tenant, project_obj.id)
+    seed_servers(tenant, made["small-private"])
     return {
         **counts,
+        "servers": len(list(tenant.compute.servers())),
         "images": len(list(sdk.image(conn).images(owner=project_obj.id))),
         "volumes": len(list(sdk.block_storage(tenant).volumes())),
     }
@@ -235,7 +237,7 @@ def _wait(fetch: Any, status: str, what: str, timeout: float = 600) -> Any:
     deadline = time.monotonic() + timeout
     item = fetch()
     while item.status != status:
-        if item.status in ("error", "killed") or time.monotonic() > deadline:
+        if item.status in ("error", "killed", "ERROR") or time.monotonic() > deadline:
             raise RuntimeError(f"{what}: {item.status}")
         time.sleep(1)
         item = fetch()
@@ -302,6 +304,30 @@ def seed_data(
         made.pop("scratch")
     else:
         volume("data-from-snap")
+    return made
+
+
+def seed_servers(member: Connection, image_id: str) -> dict[str, str]:
+    """Two servers of the tenant's own user, in its anti-affinity group "spread", with its
+    "laptop" key: "web" running on the app0 network, "batch" stopped. Idempotent by name."""
+    compute = member.compute
+    flavor = compute.find_flavor("m1.tiny", ignore_missing=False)
+    network = member.network.find_network("app0", ignore_missing=False)
+    group = next(g for g in compute.server_groups() if g.name == "spread")
+    made: dict[str, str] = {}
+    for name, running in (("web", True), ("batch", False)):
+        found = next((x for x in compute.servers() if x.name == name), None)
+        if found is None:
+            found = compute.create_server(
+                name=name, flavor_id=flavor.id, image_id=image_id, key_name="laptop",
+                networks=[{"uuid": network.id}], scheduler_hints={"group": group.id},
+                metadata={"role": name},
+            )  # fmt: skip
+            found = _wait(lambda f=found: compute.get_server(f.id), "ACTIVE", f"server {name}")
+            if not running:
+                compute.stop_server(found)
+                _wait(lambda f=found: compute.get_server(f.id), "SHUTOFF", f"server {name}")
+        made[name] = str(found.id)
     return made
 
 

@@ -286,8 +286,8 @@ class StepProgress:
 
     def __call__(self, step: Step, state: str) -> None:
         task = self.tasks.get(step.resource.kind)
-        if task is None or state == "running":
-            return
+        if task is None or state == "running" or step.action not in WRITES:
+            return  # the bars count the writes the plan has (unchanged ones are not work)
         if state in ("failed", "blocked"):
             self.errors[step.resource.kind] += 1
             self.progress.update(task, errors=f"[red]{self.errors[step.resource.kind]} failed")

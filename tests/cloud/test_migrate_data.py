@@ -220,7 +220,7 @@ def test_kill_during_image_and_volume_transfers_then_rerun(
 ) -> None:
     source = migration.source
     images = sdk.image(source.conn)
-    data = os.urandom(8 * MIB) * 40  # 320 MiB: long enough to be caught mid-stream
+    data = os.urandom(8 * MIB) * 16  # 128 MiB: streams for a second or two, long enough to catch
     big = images.create_image(
         name="big", data=data, disk_format="raw", container_format="bare", wait=True
     )

@@ -323,7 +323,7 @@ def test_kill_minus_nine_at_each_phase_of_a_servers_migration(
     conn, source_admin = src.conn, src.admin
     dst_admin = connect(migration.clouds_yaml, DESTINATION.name)
     image = conn.image.create_image(
-        name=unique_name("img"), data=os.urandom(48 * 1024 * 1024), disk_format="raw",
+        name=unique_name("img"), data=os.urandom(16 * 1024 * 1024), disk_format="raw",
         container_format="bare", allow_duplicates=True,
     )  # fmt: skip
     network = conn.network.create_network(name="net")
@@ -346,9 +346,16 @@ def test_kill_minus_nine_at_each_phase_of_a_servers_migration(
     def stopped(server_id: str) -> Callable[[], bool]:
         return lambda: source_admin.compute.get_server(server_id).status == "SHUTOFF"
 
-    def streaming() -> bool:
-        images = dst_admin.image.get("/images", params={"visibility": "all"}).json()["images"]
-        return any(i["name"].startswith(TMP_PREFIX) and i["status"] == "saving" for i in images)
+    def disk_on_its_way(name: str) -> Callable[[], bool]:
+        """The root disk's image is in the destination (streaming or streamed), no server yet."""
+
+        def check() -> bool:
+            images = dst_admin.image.get("/images", params={"visibility": "all"}).json()
+            return not dst_servers(name) and any(
+                i["name"].startswith(TMP_PREFIX) for i in images["images"]
+            )
+
+        return check
 
     def building(name: str) -> Callable[[], bool]:
         return lambda: any(s.status == "BUILD" for s in dst_servers(name))
@@ -356,7 +363,7 @@ def test_kill_minus_nine_at_each_phase_of_a_servers_migration(
     points: list[tuple[str, Callable[[str, str, str], Callable[[], bool]]]] = [
         ("ports made, server not yet", lambda name, sid, mac: ports_made(name, mac)),
         ("source stopped", lambda name, sid, mac: stopped(sid)),
-        ("root disk streaming", lambda name, sid, mac: streaming),
+        ("root disk on its way", lambda name, sid, mac: disk_on_its_way(name)),
         ("destination server in BUILD", lambda name, sid, mac: building(name)),
     ]
     journal = migration.workdir / "journal.sqlite"

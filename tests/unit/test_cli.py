@@ -16,6 +16,7 @@ from rich.console import Console
 from stackferry.cli import render
 from stackferry.cli.common import explain, handles_errors
 from stackferry.cli.main import cli
+from stackferry.cli.render import StepProgress
 from stackferry.cloud.retry import RetriesExhausted
 from stackferry.engine.apply import Outcome, State
 from stackferry.engine.model import Resource
@@ -122,3 +123,18 @@ def test_stackferry_runs_where_the_lab_cannot_be_imported(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert "migrate" in done.stdout and "lab" not in done.stdout.split("Commands:")[1]
+
+
+def test_progress_bars_count_the_plans_writes_only() -> None:
+    """A kind with 2 writes and 2 unchanged resources shows 2/2 when done, not 4/2."""
+    steps = [
+        Step(Resource("port", {"name": f"p{i}"}), action)
+        for i, action in enumerate(
+            [Action.CREATE, Action.UPDATE, Action.UNCHANGED, Action.UNCHANGED]
+        )
+    ]
+    progress = StepProgress(Plan(steps, True), quiet=True)
+    for step in steps:
+        progress(step, "done" if step.action != Action.UNCHANGED else "unchanged")
+    (task,) = progress.progress.tasks
+    assert (task.completed, task.total) == (2, 2)
