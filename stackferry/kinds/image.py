@@ -17,11 +17,19 @@ from typing import Any
 
 from stackferry.cloud import sdk
 from stackferry.cloud.glance import Glance
-from stackferry.data.stream import Fingerprint, TransferError
+from stackferry.data.stream import Digests, Fingerprint, TransferError
 from stackferry.data.transfer import transfer
 from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
-from stackferry.engine.kind import Field, Kind, has_marker, records, with_marker, without_marker
+from stackferry.engine.kind import (
+    MARKER_TAG,
+    Field,
+    Kind,
+    has_marker,
+    records,
+    with_marker,
+    without_marker,
+)
 from stackferry.engine.model import Params, Resource
 from stackferry.engine.temporaries import undoes
 
@@ -337,3 +345,42 @@ def safe_name(resource: Resource, extension: str) -> str:
     names may hold any character and two names may clean up alike."""
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in resource.label)
     return f"{cleaned.strip('.') or 'unnamed'}__{resource.id}.{extension}"
+
+
+def stream_to_temporary_image(
+    ctx: Context, resource: Resource, src_image: dict[str, Any], key: str, folder: str
+) -> tuple[Digests, str]:
+    """A source image (a volume's upload, a server's snapshot) streamed into a new temporary
+    image of the destination tenant, named like the source one, journalled under ``key``
+    before it exists: a new one for each try (glance takes one upload per image). Returns the
+    digests of the bytes and the new image's ID."""
+    assert ctx.temporaries is not None
+    name, what = str(src_image["name"]), f"{resource.kind} {resource.label}"
+    disk_format = src_image.get("disk_format") or "raw"
+    ctx.temporaries.record(key, f"{what}: destination image {name}", "image_named",
+                           {"name": name})  # fmt: skip
+    image_id = str(
+        Glance(ctx.conn).create(
+            {
+                "name": name,
+                "disk_format": disk_format,
+                "container_format": src_image.get("container_format") or "bare",
+                "visibility": "private",
+                "owner": ctx.project_id,
+                "tags": [MARKER_TAG],
+            }
+        )["id"]
+    )
+    digests = transfer(
+        ctx.data,
+        what,
+        f"{folder}/{safe_name(resource, disk_format)}",
+        str(src_image["id"]),
+        ctx.conn,
+        image_id,
+        Fingerprint.of(src_image),
+        kind=resource.kind,
+        name=resource.identity["name"],
+        source_id=resource.id,
+    )
+    return digests, image_id

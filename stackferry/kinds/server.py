@@ -30,17 +30,14 @@ from typing import Any
 from openstack import exceptions
 
 from stackferry.cloud import catalog, nova
-from stackferry.cloud.glance import Glance
 from stackferry.cloud.retry import is_transient
-from stackferry.data.stream import Fingerprint
-from stackferry.data.transfer import transfer
 from stackferry.data.volumes import GIB, timeout_for, wait_image_active
 from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
 from stackferry.engine.kind import MARKER_TAG, Field, Kind, has_marker, without_marker
 from stackferry.engine.model import Resource
 from stackferry.engine.temporaries import undoes
-from stackferry.kinds.image import safe_name
+from stackferry.kinds.image import stream_to_temporary_image
 
 TMP_PREFIX = "stackferry-tmp-"
 POWER = {"ACTIVE": "running", "SHUTOFF": "shutoff"}
@@ -332,33 +329,10 @@ class Server(Kind):
             source.compute, tmp, None
         )
         src_image = wait_image_active(source, str(snapshot_id), f"{what}: snapshot", wait)
-        ctx.temporaries.record(f"{tmp}:dst-image", f"{what}: root disk image {tmp}",
-                               "image_named", {"name": tmp})  # fmt: skip
-        dst_image_id = str(
-            Glance(ctx.conn).create(
-                {
-                    "name": tmp,
-                    "disk_format": src_image.get("disk_format") or "raw",
-                    "container_format": src_image.get("container_format") or "bare",
-                    "visibility": "private",
-                    "owner": ctx.project_id,
-                    "tags": [MARKER_TAG],
-                }
-            )["id"]
+        _, image_id = stream_to_temporary_image(
+            ctx, resource, src_image, f"{tmp}:dst-image", "servers"
         )
-        transfer(
-            ctx.data,
-            what,
-            f"servers/{safe_name(resource, src_image.get('disk_format') or 'raw')}",
-            str(src_image["id"]),
-            ctx.conn,
-            dst_image_id,
-            Fingerprint.of(src_image),
-            kind="server",
-            name=resource.identity["name"],
-            source_id=resource.id,
-        )
-        return dst_image_id
+        return image_id
 
     def _boot(self, ctx: Context, resource: Resource, image_id: str, tmp: str) -> str:
         p = resource.params

@@ -26,10 +26,8 @@ from openstack import exceptions
 from openstack.connection import Connection
 
 from stackferry.cloud import catalog, sdk
-from stackferry.cloud.glance import Glance
 from stackferry.cloud.retry import OPERATIONS, wait_until
 from stackferry.data.stream import Digests, Fingerprint, TransferError
-from stackferry.data.transfer import transfer
 from stackferry.data.volumes import (
     GIB,
     timeout_for,
@@ -40,10 +38,10 @@ from stackferry.data.volumes import (
 )
 from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
-from stackferry.engine.kind import MARKER_TAG, Field, Kind
+from stackferry.engine.kind import Field, Kind
 from stackferry.engine.model import Resource, identity_key
 from stackferry.engine.temporaries import undoes
-from stackferry.kinds.image import safe_name
+from stackferry.kinds.image import stream_to_temporary_image
 
 TMP_PREFIX = "stackferry-tmp-"
 # The journal keys of a copy's temporaries: f"{tmp}{suffix}".
@@ -232,31 +230,8 @@ class Volume(Kind):
     def _stream(
         self, ctx: Context, resource: Resource, src_image: dict[str, Any], tmp: str
     ) -> tuple[Digests, str]:
-        """2. Streamed into a new temporary image in the destination tenant (a new one for
-        each try: glance takes one upload per image)."""
-        assert ctx.temporaries is not None
-        what = f"volume {resource.label}"
-        ctx.temporaries.record(f"{tmp}:dst-image", f"{what}: destination image {tmp}",
-                               "image_named", {"name": tmp})  # fmt: skip
-        dst_image_id = str(
-            Glance(ctx.conn).create(
-                {"name": tmp, "disk_format": "raw", "container_format": "bare",
-                 "visibility": "private", "owner": ctx.project_id, "tags": [MARKER_TAG]}
-            )["id"]
-        )  # fmt: skip
-        digests = transfer(
-            ctx.data,
-            what,
-            f"volumes/{safe_name(resource, 'raw')}",
-            str(src_image["id"]),
-            ctx.conn,
-            dst_image_id,
-            Fingerprint.of(src_image),
-            kind="volume",
-            name=resource.identity["name"],
-            source_id=resource.id,
-        )
-        return digests, dst_image_id
+        """2. Streamed into a new temporary image in the destination tenant."""
+        return stream_to_temporary_image(ctx, resource, src_image, f"{tmp}:dst-image", "volumes")
 
     def _from_image(self, ctx: Context, resource: Resource, image_id: str, tmp: str) -> str:
         """3. The destination volume, under its temporary name, from that image; one that a
