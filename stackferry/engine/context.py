@@ -62,7 +62,8 @@ class SourceChanges:
     def __init__(
         self, recorded: dict[str, dict[str, Any]] | None = None, journal: Journal | None = None
     ) -> None:
-        self._recorded = dict(recorded or {})
+        """``recorded`` as read from a journal (export); or the open ``journal`` (apply)."""
+        self._recorded = journal.source_changes() if journal is not None else dict(recorded or {})
         self._journal = journal
         self._lock = threading.Lock()
 

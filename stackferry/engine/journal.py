@@ -20,14 +20,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from stackferry.errors import WorkdirError
 
+T = TypeVar("T")
+
+SOURCE_CHANGES_QUERY = "SELECT key, before FROM source_changes WHERE restored_at IS NULL"
 OWNED_QUERY = """
 SELECT key FROM steps WHERE action = 'create' AND state IN ('running', 'done', 'failed')
 UNION SELECT key FROM adopted
@@ -110,44 +113,50 @@ class Journal:
         self.run_id: int | None = None
 
     @staticmethod
-    def owned_at(path: Path) -> set[str]:
-        """The identities a journal says are stackferry's (made or adopted), read without
-        creating or changing anything: for ``plan``, which writes nothing."""
+    def _read_only(path: Path, read: Callable[[sqlite3.Connection, set[str]], T], empty: T) -> T:
+        """``read(db, tables)`` on the journal opened read-only, creating nothing (``empty``
+        when there is no journal): for the commands that write nothing."""
         if not path.exists():
-            return set()
+            return empty
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
             try:
                 tables = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master")}
-                if "steps" not in tables:
-                    return set()
-                query = OWNED_QUERY if "adopted" in tables else OWNED_QUERY.split("UNION")[0]
-                return {str(row[0]) for row in db.execute(query)}
+                return read(db, tables)
             finally:
                 db.close()
         except sqlite3.Error as exc:
             raise WorkdirError(f"the journal {path} cannot be read: {exc}") from None
 
     @staticmethod
+    def owned_at(path: Path) -> set[str]:
+        """The identities a journal says are stackferry's (made or adopted): for ``plan``."""
+
+        def read(db: sqlite3.Connection, tables: set[str]) -> set[str]:
+            if "steps" not in tables:
+                return set()
+            query = OWNED_QUERY if "adopted" in tables else OWNED_QUERY.split("UNION")[0]
+            return {str(row[0]) for row in db.execute(query)}
+
+        return Journal._read_only(path, read, set())
+
+    @staticmethod
     def source_changes_at(path: Path) -> dict[str, dict[str, Any]]:
-        """What a journal says stackferry changed in the source and has not put back, read
-        without creating or changing anything: for ``export``."""
-        if not path.exists():
-            return {}
-        try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-            try:
-                tables = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master")}
-                if "source_changes" not in tables:
-                    return {}
-                rows = db.execute(
-                    "SELECT key, before FROM source_changes WHERE restored_at IS NULL"
-                )
-                return {str(k): json.loads(b) for k, b in rows}
-            finally:
-                db.close()
-        except sqlite3.Error as exc:
-            raise WorkdirError(f"the journal {path} cannot be read: {exc}") from None
+        """What a journal says stackferry changed in the source and has not put back: for
+        ``export`` and ``verify --src``."""
+
+        def read(db: sqlite3.Connection, tables: set[str]) -> dict[str, dict[str, Any]]:
+            if "source_changes" not in tables:
+                return {}
+            return {str(k): json.loads(b) for k, b in db.execute(SOURCE_CHANGES_QUERY)}
+
+        return Journal._read_only(path, read, {})
+
+    def source_changes(self) -> dict[str, dict[str, Any]]:
+        """The same, from this open journal (apply's)."""
+        with self._lock:
+            rows = self._db.execute(SOURCE_CHANGES_QUERY).fetchall()
+        return {str(k): json.loads(b) for k, b in rows}
 
     def source_changing(self, key: str, before: dict[str, Any]) -> dict[str, Any]:
         """Record what a source resource is like before stackferry changes it; an earlier

@@ -220,7 +220,7 @@ def apply(
     if planned.ctx.data.source is not None:
         conns["source"] = planned.ctx.data.source
     planned.ctx.temporaries = Temporaries(journal, conns)
-    planned.ctx.source_changes = SourceChanges(Journal.source_changes_at(journal.path), journal)
+    planned.ctx.source_changes = SourceChanges(journal=journal)
     executor = Executor(
         registry,
         planned.ctx,

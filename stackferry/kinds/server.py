@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import defaultdict
 from typing import Any
 
 from openstack import exceptions
@@ -42,14 +41,19 @@ from stackferry.kinds.image import stream_to_temporary_image
 TMP_PREFIX = "stackferry-tmp-"
 POWER = {"ACTIVE": "running", "SHUTOFF": "shutoff"}
 BUILD_SECONDS = 600.0
-_KEY_LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+_KEY_LOCKS: dict[str, threading.Lock] = {}
 _KEY_LOCKS_LOCK = threading.Lock()
 
 
 def _key_lock(name: str) -> threading.Lock:
     """One lock per key name: one public key at a time under that name for the operator."""
     with _KEY_LOCKS_LOCK:
-        return _KEY_LOCKS[name]
+        return _KEY_LOCKS.setdefault(name, threading.Lock())
+
+
+def _cutover(ctx: Context) -> str:
+    """``--cutover``: stop (the default) or live."""
+    return ctx.options.get("cutover", "stop")
 
 
 @undoes("operator_keypair")
@@ -256,7 +260,7 @@ class Server(Kind):
         size = int(resource.facts.get("size") or 0)
         disk = f"root disk by snapshot ({size / GIB:.0f} GiB at most)" if size else "root disk"
         status = resource.facts.get("status")
-        if ctx.options.get("cutover", "stop") == "live":
+        if _cutover(ctx) == "live":
             return f"{disk}, copied while running (crash-consistent); the source keeps running"
         if status == "SHUTOFF":
             return f"{disk}; the source is SHUTOFF already"
@@ -289,7 +293,7 @@ class Server(Kind):
     def _cut_over(self, ctx: Context, resource: Resource) -> bool:
         """Stop the source (``--cutover stop``) after journalling its power state; returns
         whether it is stopped because of stackferry."""
-        if ctx.options.get("cutover", "stop") == "live":
+        if _cutover(ctx) == "live":
             return False
         source, src_id = ctx.data.source_conn(), resource.cloud_id
         server = source.compute.get_server(src_id)

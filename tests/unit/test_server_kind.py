@@ -87,7 +87,7 @@ def test_read_gives_portable_params_and_the_facts_for_the_report() -> None:
 
 def test_a_server_stackferry_stopped_is_exported_as_it_was(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.sqlite")
-    changes = SourceChanges({}, journal)
+    changes = SourceChanges(journal=journal)
     assert changes.changing("server", "srv-1", {"power_state": "running"}) == {
         "power_state": "running"
     }

@@ -50,38 +50,21 @@ class DiskFakeDriver(fake.FakeDriverWithoutFakeNodes):  # type: ignore[misc]
     def _remove_disk(self, uuid: str) -> None:
         shutil.rmtree(os.path.dirname(self._disk(uuid)), ignore_errors=True)
 
-    def spawn(  # type: ignore[no-untyped-def]
-        self,
-        context,
-        instance,
-        image_meta,
-        injected_files,
-        admin_password,
-        allocations,
-        network_info=None,
-        block_device_info=None,
-        power_on=True,
-        accel_info=None,
-    ):
-        super().spawn(
-            context,
-            instance,
-            image_meta,
-            injected_files,
-            admin_password,
-            allocations,
-            network_info=network_info,
-            block_device_info=block_device_info,
-            power_on=power_on,
-            accel_info=accel_info,
-        )
+    def _place(self, path: str, fill) -> None:  # type: ignore[no-untyped-def]
+        """Write ``path`` whole or not at all: ``fill(partial_path)``, then renamed."""
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fill(path + ".part")
+        os.replace(path + ".part", path)
+
+    def spawn(self, context, instance, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().spawn(context, instance, *args, **kwargs)
         path = self._disk(instance.uuid)
         # An image-backed server only; a disk already here is kept (a hard reboot spawns again).
         if instance.image_ref and not os.path.exists(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            partial = path + ".part"
-            self._images.download(context, instance.image_ref, dest_path=partial)
-            os.replace(partial, path)
+            self._place(
+                path,
+                lambda part: self._images.download(context, instance.image_ref, dest_path=part),
+            )
 
     def snapshot(self, context, instance, image_id, update_task_state):  # type: ignore[no-untyped-def]
         super().snapshot(context, instance, image_id, lambda **kw: None)
@@ -111,38 +94,13 @@ class DiskFakeDriver(fake.FakeDriverWithoutFakeNodes):  # type: ignore[misc]
             self._images.update(context, image_id, metadata, data)
 
     def finish_migration(  # type: ignore[no-untyped-def]
-        self,
-        context,
-        migration,
-        instance,
-        disk_info,
-        network_info,
-        image_meta,
-        resize_instance,
-        allocations,
-        block_device_info=None,
-        power_on=True,
-        share_info=None,
+        self, context, migration, instance, *args, **kwargs
     ):
         source = disk_path(migration.source_compute, instance.uuid)
         target = self._disk(instance.uuid)
         if os.path.exists(source) and source != target:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copyfile(source, target + ".part")
-            os.replace(target + ".part", target)
-        super().finish_migration(
-            context,
-            migration,
-            instance,
-            disk_info,
-            network_info,
-            image_meta,
-            resize_instance,
-            allocations,
-            block_device_info=block_device_info,
-            power_on=power_on,
-            share_info=share_info,
-        )
+            self._place(target, lambda part: shutil.copyfile(source, part))
+        super().finish_migration(context, migration, instance, *args, **kwargs)
 
     def destroy(  # type: ignore[no-untyped-def]
         self,
