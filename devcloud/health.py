@@ -39,6 +39,7 @@ class Health:
     hypervisors_up: list[str] = field(default_factory=list)
     resource_providers: int = 0
     volume_services_up: list[str] = field(default_factory=list)
+    compute_services_up: list[str] = field(default_factory=list)
     error: str = ""
 
     @property
@@ -48,6 +49,7 @@ class Health:
             and len(self.hypervisors_up) >= COMPUTES_PER_CLOUD
             and self.resource_providers >= COMPUTES_PER_CLOUD
             and {"cinder-scheduler", "cinder-volume"} <= set(self.volume_services_up)
+            and {"nova-scheduler", "nova-conductor"} <= set(self.compute_services_up)
         )
 
     def summary(self) -> str:
@@ -58,7 +60,8 @@ class Health:
             f"{self.cloud}: APIs {'all answering' if not down else 'DOWN: ' + ', '.join(down)}; "
             f"hypervisors up {sorted(self.hypervisors_up)}; "
             f"resource providers {self.resource_providers}; "
-            f"volume services up {sorted(self.volume_services_up)}"
+            f"volume services up {sorted(self.volume_services_up)}; "
+            f"nova services up {sorted(set(self.compute_services_up))}"
         )
 
 
@@ -74,6 +77,9 @@ def check(clouds_yaml: Path, cloud: Cloud) -> Health:
             s.binary
             for s in conn.block_storage.services()
             if s.state == "up" and s.status == "enabled"
+        ]
+        health.compute_services_up = [
+            s.binary for s in conn.compute.services() if s.state == "up" and s.status == "enabled"
         ]
         conn.close()
     except Exception as exc:  # any failure here means "not healthy yet", with the reason shown

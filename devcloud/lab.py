@@ -15,6 +15,18 @@ from devcloud.procs import ProcessTable, group_rss_bytes
 
 Say = Callable[[str], None]
 
+NOVA_SERVICE_DOWN_TIME = 65  # nova's service_down_time (60 s) and a heartbeat's margin
+
+# In start order; nova last, once placement and neutron answer. Each starts only what is not
+# already running, so calling them again restarts exactly the processes that died.
+SERVICE_STARTERS = (
+    services.glance,
+    services.placement,
+    services.neutron,
+    services.cinder,
+    services.nova,
+)
+
 
 class Lab:
     def __init__(self, root: Path | None = None, say: Say = print) -> None:
@@ -54,7 +66,7 @@ class Lab:
             seed.seed_identity(self.paths.clouds_yaml, ctx.cloud)
             self.say(f"{ctx.cloud.name} keystone up and seeded")
         for ctx in contexts:
-            for start in (services.glance, services.placement, services.neutron, services.cinder):
+            for start in SERVICE_STARTERS[:-1]:
                 start(ctx)
         for ctx in contexts:
             health.wait_api(ctx.cloud, "placement", timeout)
@@ -64,7 +76,7 @@ class Lab:
         for ctx in contexts:
             for service in ("glance", "nova", "cinder"):
                 health.wait_api(ctx.cloud, service, timeout)
-            state = health.wait_healthy(self.paths.clouds_yaml, ctx.cloud, timeout)
+            state = self._wait_healthy(ctx, timeout)
             seed.seed_resources(self.paths.clouds_yaml, ctx.cloud)
             self.say(state.summary())
         start_seconds = time.monotonic() - t_start
@@ -79,6 +91,58 @@ class Lab:
             f"OS_CLIENT_CONFIG_FILE={self.paths.clouds_yaml}"
         )
         return timings
+
+    def _wait_healthy(self, ctx: services.Context, timeout: float) -> health.Health:
+        """Wait for one cloud; restart, once, what died or (half-way) its nova if not healthy.
+
+        A CI run once saw a cloud's nova scheduler exit and its computes never report up, where
+        every other run came up: the lab retries before giving up, and shows what the failing
+        processes logged either way."""
+        deadline = time.monotonic() + timeout
+        restart_at = time.monotonic() + timeout / 2
+        restarted = False
+        trust_at = 0.0
+        while True:
+            state = health.check(self.paths.clouds_yaml, ctx.cloud)
+            dead = self._dead(ctx)  # nova reports a service down only a minute after it died
+            if state.healthy and not dead and time.monotonic() > trust_at:
+                return state
+            now = time.monotonic()
+            if now > deadline:
+                self._show_failures(ctx, dead)
+                raise TimeoutError(f"not healthy after {timeout:.0f}s: {state.summary()}")
+            if not restarted and (dead or now > restart_at):
+                restarted = True
+                self.say(f"{state.summary()}: restarting what died and {ctx.cloud.name}'s nova")
+                self._show_failures(ctx, dead)
+                prefix = f"{ctx.cloud.name}-nova-"
+                nova = {e.name for e in self.procs.entries() if e.name.startswith(prefix)}
+                self.procs.stop(nova, log=self.say)
+                for start in SERVICE_STARTERS:
+                    start(ctx)
+                # nova shows a service up for a minute after its last heartbeat: what the
+                # stopped processes reported must age out before "up" means the new ones
+                trust_at = time.monotonic() + NOVA_SERVICE_DOWN_TIME
+            time.sleep(3)
+
+    def _dead(self, ctx: services.Context) -> list[str]:
+        prefix = f"{ctx.cloud.name}-"
+        entries = [e for e in self.procs.entries() if e.name.startswith(prefix)]
+        return sorted({e.name for e in entries} - {e.name for e in entries if e.alive()})
+
+    def _show_failures(self, ctx: services.Context, dead: list[str]) -> None:
+        """What died, with the end of its log, and the last errors the others logged."""
+        if dead:
+            self.say(f"exited: {', '.join(dead)}")
+        prefix = len(f"{ctx.cloud.name}-")
+        for log in sorted(path for path in ctx.logs.glob("*") if path.is_file()):
+            lines = log.read_text(errors="replace").splitlines()
+            died = any(log.name.startswith(name[prefix:] + ".") for name in dead)
+            shown = lines if died else [x for x in lines if " ERROR " in x or "CRITICAL" in x]
+            if shown[-15:]:
+                self.say(f"--- {log}: last {'lines' if died else 'errors'}")
+                for line in shown[-15:]:
+                    self._say("    " + line[:400])
 
     def down(self, purge: bool = False) -> None:
         """Stop exactly the processes this lab started, by PID; ``purge`` also drops all state."""

@@ -1,5 +1,6 @@
 import configparser
 import stat
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -46,18 +47,17 @@ def test_health_needs_every_piece() -> None:
     good = Health(
         "c1",
         {s: True for s in SERVICE_PORT_SUFFIX},
-        ["c1-cmp1", "c1-cmp2"],
-        2,
-        ["cinder-scheduler", "cinder-volume"],
+        hypervisors_up=["c1-cmp1", "c1-cmp2"],
+        resource_providers=2,
+        volume_services_up=["cinder-scheduler", "cinder-volume"],
+        compute_services_up=["nova-conductor", "nova-scheduler", "nova-compute", "nova-compute"],
     )
     assert good.healthy
-    one_host = Health("c1", good.apis, ["c1-cmp1"], 2, good.volume_services_up)
-    assert not one_host.healthy
-    no_volume = Health("c1", good.apis, good.hypervisors_up, 2, ["cinder-scheduler"])
-    assert not no_volume.healthy
-    api_down = Health(
-        "c1", {**good.apis, "glance": False}, good.hypervisors_up, 2, good.volume_services_up
-    )
+    assert not replace(good, hypervisors_up=["c1-cmp1"]).healthy
+    assert not replace(good, volume_services_up=["cinder-scheduler"]).healthy
+    # a nova scheduler that died leaves hypervisors up, but nothing can boot
+    assert not replace(good, compute_services_up=["nova-conductor", "nova-compute"]).healthy
+    api_down = replace(good, apis={**good.apis, "glance": False})
     assert not api_down.healthy
     assert "DOWN: glance" in api_down.summary()
 
