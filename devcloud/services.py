@@ -313,6 +313,9 @@ def nova(ctx: Context) -> None:
             "vnc": {"enabled": "false"},
             "glance": {"region_name": cloud.region},
             "cinder": _service_user(cloud, "nova", os_region_name=cloud.region),
+            # As deployments must since CVE-2023-2088: cinder lets only nova (its service
+            # token) remove the attachments of nova's servers, e.g. when one is deleted.
+            "service_user": _service_user(cloud, "nova", send_service_user_token="true"),
             "keystone_authtoken": _authtoken(cloud, "nova"),
             "placement": _service_user(cloud, "placement"),
             "neutron": _service_user(cloud, "neutron"),

@@ -128,6 +128,21 @@ def _delete_keypair(admin: openstack.connection.Connection, user_id: str, keypai
     admin.compute.delete_keypair(keypair, user_id=user_id)
 
 
+def _detached(volume_api: Any, volume: Any) -> None:
+    """A volume whose server is gone but whose attachment stayed (nova could not remove it:
+    a lab made before nova sent cinder its service token) is detached by force."""
+    for attachment in volume.attachments or []:
+        volume_api.post(
+            f"/volumes/{volume.id}/action",
+            json={"os-force_detach": {"attachment_id": attachment["attachment_id"]}},
+        ).raise_for_status()
+    deadline = time.monotonic() + 120
+    while volume.attachments and time.monotonic() < deadline:
+        if volume_api.get_volume(volume.id).status == "available":
+            return
+        time.sleep(1)
+
+
 def purge_project(admin: openstack.connection.Connection, pid: str, user_ids: list[str]) -> None:
     """Delete everything in a project, its users' keypairs, the users, then the project."""
     servers = list(admin.compute.servers(all_projects=True, project_id=pid))
@@ -165,6 +180,7 @@ def purge_project(admin: openstack.connection.Connection, pid: str, user_ids: li
     snapshots = list(volume_api.snapshots(all_projects=True, project_id=pid))
     _each(lambda snapshot: volume_api.delete_snapshot(snapshot, force=True), snapshots)
     _each(lambda snapshot: _wait_gone(partial(volume_api.get_snapshot, snapshot.id)), snapshots)
+    _each(lambda volume: _detached(volume_api, volume), volumes)
     _each(lambda volume: volume_api.delete_volume(volume, force=True), volumes)
     _each(lambda volume: _wait_gone(partial(volume_api.get_volume, volume.id)), volumes)
 

@@ -28,6 +28,19 @@ class Tenant:
     domain_id: str | None = None
 
 
+class KeyedLocks:
+    """One lock per key (a server's ID, a key name): what concurrent steps must do one at a
+    time for the same thing, and may do at once for different ones."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+
 class IdIndex:
     """Two-way map between cloud IDs and portable identities, per kind, for one cloud."""
 
@@ -111,7 +124,13 @@ class Context:
     source_changes: SourceChanges = field(default_factory=SourceChanges)
     # What the operator chose for kinds that ask (``--cutover``), by option name.
     options: dict[str, str] = field(default_factory=dict)
+    # The source resources this run creates in the destination, as SourceChanges keys: a
+    # kind can tell whether something it touches moves too (a volume's server).
+    creating: frozenset[str] = frozenset()
     _project_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def will_create(self, kind: str, source_id: str) -> bool:
+        return SourceChanges.key(kind, source_id) in self.creating
 
     def project_conn(self) -> Connection:
         """A connection scoped to the tenant project, for APIs that take the project from the

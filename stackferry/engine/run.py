@@ -152,6 +152,7 @@ def plan(
 def check(registry: Registry, the_plan: Plan, ctx: Context) -> None:
     """What the destination would refuse, found before anything is written: blocked; and
     what a create will do that the operator should see (a server's stop window)."""
+    ctx.creating = creating(the_plan)
     for step in the_plan.steps:
         if step.action not in CHANGES:
             continue
@@ -163,6 +164,15 @@ def check(registry: Registry, the_plan: Plan, ctx: Context) -> None:
         elif step.action in (Action.CREATE, Action.REPLACE) and not step.reason:
             step.reason = kind.explain(ctx, step.resource)
     propagate_blocks(the_plan.steps)
+    ctx.creating = creating(the_plan)  # what the checks blocked is not
+
+
+def creating(the_plan: Plan) -> frozenset[str]:
+    return frozenset(
+        SourceChanges.key(s.resource.kind, s.resource.cloud_id)
+        for s in the_plan.steps
+        if s.action in (Action.CREATE, Action.REPLACE) and s.resource.cloud_id
+    )
 
 
 def moves_data(registry: Registry, step: Step) -> bool:

@@ -15,6 +15,12 @@ for the create call only (journalled before it exists, removed right after: nova
 key into the server when it accepts the request). The destination server is the operator's
 (its ``user_id``); the report says whose key it has.
 
+A boot-from-volume server's disks are volumes, moved by the volume kind before it (each copied
+once its server is stopped, see ``cutover``); the destination boots from the migrated boot
+volume with the others attached in the same order. Every volume is attached with
+``delete_on_termination`` off and set as the source had it only once the server is ACTIVE: a
+build nova fails is deleted, and must not take migrated volumes with it.
+
 A destination server carries stackferry's marker in its tags (given in the create call), so a
 re-run recognises it and finishes it instead of booting another. The source is never
 deleted; it is left SHUTOFF, and started again when the destination could not be built.
@@ -22,38 +28,35 @@ deleted; it is left SHUTOFF, and started again when the destination could not be
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any
 
 from openstack import exceptions
 
-from stackferry.cloud import catalog, nova
+from stackferry.cloud import catalog, nova, sdk
 from stackferry.cloud.retry import is_transient
-from stackferry.data.volumes import GIB, timeout_for, wait_image_active
-from stackferry.engine.context import Context
+from stackferry.data.volumes import GIB, timeout_for, wait_image_active, wait_volume
+from stackferry.engine.context import Context, KeyedLocks
 from stackferry.engine.formats import NAME
-from stackferry.engine.kind import MARKER_TAG, Field, Kind, has_marker, without_marker
-from stackferry.engine.model import Resource
+from stackferry.engine.kind import (
+    MARKER_TAG,
+    Field,
+    Kind,
+    RefSpec,
+    has_marker,
+    records,
+    without_marker,
+)
+from stackferry.engine.model import Resource, identity_key
 from stackferry.engine.temporaries import undoes
+from stackferry.kinds import cutover
 from stackferry.kinds.image import stream_to_temporary_image
 
 TMP_PREFIX = "stackferry-tmp-"
-POWER = {"ACTIVE": "running", "SHUTOFF": "shutoff"}
 BUILD_SECONDS = 600.0
-_KEY_LOCKS: dict[str, threading.Lock] = {}
-_KEY_LOCKS_LOCK = threading.Lock()
-
-
-def _key_lock(name: str) -> threading.Lock:
-    """One lock per key name: one public key at a time under that name for the operator."""
-    with _KEY_LOCKS_LOCK:
-        return _KEY_LOCKS.setdefault(name, threading.Lock())
-
-
-def _cutover(ctx: Context) -> str:
-    """``--cutover``: stop (the default) or live."""
-    return ctx.options.get("cutover", "stop")
+ATTACH_MICROVERSION = "2.85"  # PUT os-volume_attachments with delete_on_termination
+# One public key at a time under a name for the operator.
+_key_lock = KeyedLocks()
 
 
 @undoes("operator_keypair")
@@ -74,8 +77,33 @@ def nics(server: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _power_state(server: Any) -> str:
-    return POWER.get(str(server.status), str(server.status).lower())
+def _device_order(device: str) -> tuple[int, str]:
+    """/dev/vdb before /dev/vdaa: the order the guest enumerates its disks in."""
+    return (len(device), device)
+
+
+def volumes_by_server(ctx: Context) -> dict[str, list[tuple[str, str]]]:
+    """(device, volume ID) of each server's attached volumes, from cinder's attachments
+    (nova's list names the volumes but not their order)."""
+    if not ctx.conn.has_service("block-storage"):
+        return {}
+    attached: dict[str, list[tuple[str, str]]] = {}
+    bs = sdk.block_storage(ctx.conn)
+    for volume in bs.volumes(details=True, all_projects=True, project_id=ctx.project_id):
+        for attachment in volume.attachments or []:
+            server_id = attachment.get("server_id")
+            if server_id:
+                device = str(attachment.get("device") or "")
+                attached.setdefault(server_id, []).append((device, str(volume.id)))
+    return {
+        sid: sorted(found, key=lambda d: _device_order(d[0])) for sid, found in attached.items()
+    }
+
+
+VOLUMES_SCHEMA = records(
+    {"volume": {"type": "object"}, "delete_on_termination": {"type": "boolean"}},
+    {"boot_index": {"type": ["integer", "null"]}},
+)
 
 
 class Server(Kind):
@@ -109,6 +137,8 @@ class Server(Kind):
             many=True,
             immutable=True,
         ),
+        # Attached volumes in device order; a boot-from-volume server's first has boot_index 0.
+        Field("volumes", VOLUMES_SCHEMA, attr=None, wire=None, default=[]),
         Field("key_name", {"type": ["string", "null"]}, immutable=True),
         # Whose key it is (the user who booted it): used to boot, never shown back by nova.
         Field(
@@ -174,8 +204,9 @@ class Server(Kind):
             default="running",
         ),
     )
+    nested_refs = (RefSpec("volumes[].volume", "volume"),)
     moves_data = True
-    mapped_facts = ("addresses", "key_owner", "booted_by")
+    mapped_facts = ("addresses", "key_owner", "booted_by", "devices")
     ready_timeout = BUILD_SECONDS
 
     # --- reading -----------------------------------------------------------------------
@@ -189,23 +220,27 @@ class Server(Kind):
             if g.project_id == ctx.project_id
             for member in g.member_ids or []
         }
+        attached = volumes_by_server(ctx)
         for s in compute.servers(details=True, all_projects=True, project_id=ctx.project_id):
             if (s.name or "").startswith(TMP_PREFIX):
                 continue
             ports = nics(s)
+            boot = "image" if s.image and s.image.id else "volume"
+            volumes = self._volumes(ctx, s, attached.get(str(s.id), []), boot)
             group = group_of.get(s.id)
             keypair = None
             if s.key_name:
                 keypair = ctx.ids.identity("keypair", f"{s.user_id}/{s.key_name}")
-            power = _power_state(s)
+            power = cutover.power_state(s)
             before = ctx.source_changes.before(self.name, str(s.id))
             if before is not None:  # stackferry stopped it for the cutover: as it was
                 power = before["power_state"]
             params = {
                 **self.params_of(ctx, s),
                 "flavor": {"name": s.flavor.original_name or s.flavor.name},
-                "boot": "image" if s.image and s.image.id else "volume",
+                "boot": boot,
                 "ports": ports,
+                "volumes": volumes,
                 "keypair": keypair,
                 "server_group": ctx.ref("server_group", group) if group else None,
                 "tags": without_marker(s.tags),
@@ -228,20 +263,37 @@ class Server(Kind):
                         net: sorted(a["addr"] for a in addrs)
                         for net, addrs in (s.addresses or {}).items()
                     },
+                    devices=[device for device, _ in attached.get(str(s.id), [])],
                 )
             )
         return out
+
+    @staticmethod
+    def _volumes(
+        ctx: Context, server: Any, attached: list[tuple[str, str]], boot: str
+    ) -> list[dict[str, Any]]:
+        keep = {
+            str(v.get("id")): bool(v.get("delete_on_termination"))
+            for v in server.attached_volumes or []
+        }
+        return [
+            {
+                "volume": ctx.ref("volume", volume_id),
+                "delete_on_termination": keep.get(volume_id, False),
+                "boot_index": 0 if boot == "volume" and i == 0 else None,
+            }
+            for i, (_, volume_id) in enumerate(attached)
+        ]
 
     def ready(self, current: Resource) -> bool:
         return current.facts.get("status") != "BUILD" and not current.facts.get("task_state")
 
     def check(self, ctx: Context, resource: Resource) -> list[str]:
         p, problems = resource.params, []
-        if p.get("boot") == "volume":
-            problems.append(
-                "boot-from-volume servers are not moved by this version of stackferry: "
-                "--exclude it (its volumes migrate as volumes)"
-            )
+        if p.get("boot") == "volume" and not any(
+            v.get("boot_index") == 0 for v in p.get("volumes", [])
+        ):
+            problems.append("it boots from a volume, but names no boot volume (boot_index 0)")
         if p.get("key_name") and not p.get("keypair"):
             problems.append(
                 f"its keypair {p['key_name']!r} is not among the tenant users' keypairs "
@@ -258,14 +310,20 @@ class Server(Kind):
 
     def explain(self, ctx: Context, resource: Resource) -> str:
         size = int(resource.facts.get("size") or 0)
-        disk = f"root disk by snapshot ({size / GIB:.0f} GiB at most)" if size else "root disk"
+        volumes = len(resource.params.get("volumes", []))
+        if resource.params.get("boot") == "volume":
+            disk = f"boots from its migrated volume, {volumes} volume(s) in all"
+        else:
+            disk = f"root disk by snapshot ({size / GIB:.0f} GiB at most)" if size else "root disk"
+            disk += f", {volumes} volume(s) attached" if volumes else ""
         status = resource.facts.get("status")
-        if _cutover(ctx) == "live":
+        if cutover.mode(ctx) == "live":
             return f"{disk}, copied while running (crash-consistent); the source keeps running"
         if status == "SHUTOFF":
             return f"{disk}; the source is SHUTOFF already"
+        start = "its volumes' copy" if volumes else "its snapshot"
         return (
-            f"{disk}; the source is stopped from its snapshot until the destination is ACTIVE,"
+            f"{disk}; the source is stopped from {start} until the destination is ACTIVE,"
             " and left SHUTOFF"
         )
 
@@ -276,51 +334,22 @@ class Server(Kind):
         if temporaries is None:
             raise RuntimeError("servers are only created by apply, which records temporaries")
         tmp = f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}"
-        stopped = self._cut_over(ctx, resource)
+        stopped = cutover.stop_source(ctx, resource.cloud_id, resource.label)
+        stopped = stopped or ctx.source_changes.before(self.name, resource.cloud_id) is not None
         try:
-            image_id = self._root_disk(ctx, resource, tmp)
+            image_id = None
+            if resource.params.get("boot") != "volume":
+                image_id = self._root_disk(ctx, resource, tmp)
             server_id = self._boot(ctx, resource, image_id, tmp)
             self._settle(ctx, resource, server_id)
         except Exception as exc:
             if stopped and not is_transient(exc):
-                self._restart_source(ctx, resource)
+                cutover.restart_source(ctx, resource.cloud_id, resource.label)
             raise
         finally:
             for suffix in (":src-image", ":dst-image", ":keypair"):
                 temporaries.undo(tmp + suffix)
         return server_id
-
-    def _cut_over(self, ctx: Context, resource: Resource) -> bool:
-        """Stop the source (``--cutover stop``) after journalling its power state; returns
-        whether it is stopped because of stackferry."""
-        if _cutover(ctx) == "live":
-            return False
-        source, src_id = ctx.data.source_conn(), resource.cloud_id
-        server = source.compute.get_server(src_id)
-        recorded = ctx.source_changes.before(self.name, src_id)
-        if server.status == "SHUTOFF" and recorded is None:
-            return False  # it was off already: nothing of it is changed
-        if server.status not in ("ACTIVE", "SHUTOFF"):
-            raise RuntimeError(
-                f"source server {resource.label} is {server.status}: it must be ACTIVE or "
-                "SHUTOFF to be moved"
-            )
-        ctx.source_changes.changing(self.name, src_id, {"power_state": _power_state(server)})
-        if server.status == "ACTIVE":
-            source.compute.stop_server(src_id)
-        nova.wait_server(source, src_id, {"SHUTOFF"}, f"stopping source {resource.label}", 600)
-        return True
-
-    def _restart_source(self, ctx: Context, resource: Resource) -> None:
-        """The destination could not be built: the source goes back to how it was."""
-        src_id = resource.cloud_id
-        before = ctx.source_changes.before(self.name, src_id) or {}
-        source = ctx.data.source_conn()
-        if before.get("power_state") == "running":
-            source.compute.start_server(src_id)
-            nova.wait_server(source, src_id, {"ACTIVE"}, f"restarting source {resource.label}",
-                             600)  # fmt: skip
-        ctx.source_changes.restored(self.name, src_id)
 
     def _root_disk(self, ctx: Context, resource: Resource, tmp: str) -> str:
         """The source's root disk as a temporary image in the destination tenant."""
@@ -338,18 +367,22 @@ class Server(Kind):
         )
         return image_id
 
-    def _boot(self, ctx: Context, resource: Resource, image_id: str, tmp: str) -> str:
+    def _boot(self, ctx: Context, resource: Resource, image_id: str | None, tmp: str) -> str:
         p = resource.params
         body: dict[str, Any] = {
             "name": resource.identity["name"],
             "flavorRef": ctx.resolve("flavor", p["flavor"]),
-            "imageRef": image_id,
             "networks": [{"port": ctx.resolve("port", port)} for port in p.get("ports", [])]
             or "none",
             "metadata": p.get("metadata") or {},
             "tags": [*p.get("tags", []), MARKER_TAG],
             "config_drive": bool(p.get("config_drive")),
         }
+        if image_id:
+            body["imageRef"] = image_id
+        devices = self._block_devices(ctx, p, image_id)
+        if devices:
+            body["block_device_mapping_v2"] = devices
         if p.get("description"):
             body["description"] = p["description"]
         if p.get("user_data"):
@@ -369,6 +402,30 @@ class Server(Kind):
             finally:
                 assert ctx.temporaries is not None
                 ctx.temporaries.undo(f"{tmp}:keypair")
+
+    @staticmethod
+    def _block_devices(
+        ctx: Context, params: dict[str, Any], image_id: str | None
+    ) -> list[dict[str, Any]]:
+        """The root disk (from the image, or the boot volume) and the volumes in their order;
+        none deleted with the server until it is ACTIVE (see the module's docstring)."""
+        volumes = params.get("volumes", [])
+        if not volumes:
+            return []
+        devices: list[dict[str, Any]] = []
+        if image_id:
+            devices.append(
+                {"boot_index": 0, "uuid": image_id, "source_type": "image",
+                 "destination_type": "local", "delete_on_termination": True}
+            )  # fmt: skip
+        for volume in volumes:
+            devices.append(
+                {"boot_index": volume.get("boot_index"),
+                 "uuid": ctx.resolve("volume", volume["volume"]),
+                 "source_type": "volume", "destination_type": "volume",
+                 "delete_on_termination": False}
+            )  # fmt: skip
+        return devices
 
     def _lend_key(self, ctx: Context, resource: Resource, tmp: str) -> None:
         """The owner's public key under the operator's user, named as nova will look it up."""
@@ -408,8 +465,27 @@ class Server(Kind):
             nova.delete_server(ctx.conn, server_id, f"{what}: removing the failed build",
                                BUILD_SECONDS)  # fmt: skip
             raise
+        self._keep_volumes(ctx, server_id, resource.params.get("volumes", []))
         if resource.params.get("power_state") == "shutoff":
             self._power(ctx, resource, server_id, "shutoff")
+
+    @staticmethod
+    def _keep_volumes(ctx: Context, server_id: str, volumes: list[dict[str, Any]]) -> None:
+        """delete_on_termination as the source has it, now that the server stands."""
+        compute = ctx.conn.compute
+        server = compute.get_server(server_id)
+        now = {str(v.get("id")): bool(v.get("delete_on_termination"))
+               for v in server.attached_volumes or []}  # fmt: skip
+        for volume in volumes:
+            volume_id = str(ctx.resolve("volume", volume["volume"]))
+            want = bool(volume.get("delete_on_termination"))
+            if volume_id in now and now[volume_id] != want:
+                compute.put(
+                    f"/servers/{server_id}/os-volume_attachments/{volume_id}",
+                    json={"volumeAttachment": {"volumeId": volume_id,
+                                               "delete_on_termination": want}},
+                    microversion=ATTACH_MICROVERSION,
+                ).raise_for_status()  # fmt: skip
 
     # --- bringing an existing one in line ---------------------------------------------
 
@@ -435,8 +511,25 @@ class Server(Kind):
                 compute.set_server_metadata(server_id, **want)
         if "tags" in changed:
             compute.get_server(server_id).set_tags(compute, [*p.get("tags", []), MARKER_TAG])
+        if "volumes" in changed:
+            self._attach_missing(ctx, resource, current)
+            self._keep_volumes(ctx, server_id, p.get("volumes", []))
         if "power_state" in changed:
             self._power(ctx, resource, server_id, p["power_state"])
+
+    @staticmethod
+    def _attach_missing(ctx: Context, resource: Resource, current: Resource) -> None:
+        """Data volumes the destination server lacks are attached (a run killed between the
+        build and an attachment); one it has beyond the source's is the operator's to judge:
+        verify reports it."""
+        have = {identity_key("volume", v["volume"]) for v in current.params.get("volumes", [])}
+        for volume in resource.params.get("volumes", []):
+            if identity_key("volume", volume["volume"]) in have or volume.get("boot_index") == 0:
+                continue
+            volume_id = str(ctx.resolve("volume", volume["volume"]))
+            ctx.conn.compute.create_volume_attachment(current.cloud_id, volume_id=volume_id)
+            wait_volume(ctx.conn, volume_id, {"in-use"},
+                        f"server {resource.label}: attaching a volume", timeout_for(1))  # fmt: skip
 
     def _power(self, ctx: Context, resource: Resource, server_id: str, state: str) -> None:
         compute, what = ctx.conn.compute, f"server {resource.label}"

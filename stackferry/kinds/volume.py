@@ -26,7 +26,7 @@ from openstack import exceptions
 from openstack.connection import Connection
 
 from stackferry.cloud import catalog, sdk
-from stackferry.cloud.retry import OPERATIONS, wait_until
+from stackferry.cloud.retry import OPERATIONS, is_transient, wait_until
 from stackferry.data.stream import Digests, Fingerprint, TransferError
 from stackferry.data.volumes import (
     GIB,
@@ -41,6 +41,7 @@ from stackferry.engine.formats import NAME
 from stackferry.engine.kind import Field, Kind
 from stackferry.engine.model import Resource, identity_key
 from stackferry.engine.temporaries import undoes
+from stackferry.kinds import cutover
 from stackferry.kinds.image import stream_to_temporary_image
 
 TMP_PREFIX = "stackferry-tmp-"
@@ -193,6 +194,7 @@ class Volume(Kind):
         def stage(name: str, call: Callable[[], T]) -> T:
             return OPERATIONS.run(call, f"{what}: {name}")
 
+        servers = self._stop_servers(ctx, resource)
         try:
             readable = stage("source", lambda: self._readable_source(ctx, resource, tmp))
             src_image = stage("upload to image", lambda: self._upload(ctx, resource, readable, tmp))
@@ -206,14 +208,44 @@ class Volume(Kind):
             )
             stage("read back", lambda: self._read_back(ctx, resource, volume_id, digests, tmp))
             stage("name", lambda: self._finish(ctx, resource, volume_id))
-        except BaseException:
+        except BaseException as exc:
             for suffix in SUFFIXES:
                 temporaries.undo(tmp + suffix)
+            if not is_transient(exc):  # their servers cannot move in this run
+                for server_id in servers:
+                    cutover.restart_source(ctx, server_id, f"server {server_id}")
             raise
         temporaries.keep(f"{tmp}:dst-volume")
         for suffix in (":dst-image", ":check-image"):
             temporaries.undo(tmp + suffix)
         return volume_id
+
+    @staticmethod
+    def _moving_servers(ctx: Context, resource: Resource) -> list[str]:
+        """The source servers it is attached to that this run moves too."""
+        return [
+            server_id
+            for server_id in resource.facts.get("attached_to") or []
+            if ctx.will_create(cutover.SERVER, server_id)
+        ]
+
+    def _stop_servers(self, ctx: Context, resource: Resource) -> list[str]:
+        """``--cutover stop``: the servers it is attached to are stopped before its bytes are
+        read, as their own disks are; returns those stopped because of stackferry."""
+        return [
+            server_id
+            for server_id in self._moving_servers(ctx, resource)
+            if cutover.stop_source(ctx, server_id, f"server {server_id}")
+            or ctx.source_changes.before(cutover.SERVER, server_id) is not None
+        ]
+
+    def explain(self, ctx: Context, resource: Resource) -> str:
+        servers = self._moving_servers(ctx, resource)
+        if not servers:
+            return ""
+        if cutover.mode(ctx) == "live":
+            return "attached to a server that moves: copied while it runs (crash-consistent)"
+        return "attached to a server that moves: copied once that server is stopped"
 
     def _upload(self, ctx: Context, resource: Resource, readable: str, tmp: str) -> dict[str, Any]:
         """1. The source volume's bytes as a temporary image in the source cloud."""

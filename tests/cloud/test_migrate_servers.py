@@ -1,8 +1,8 @@
 """Servers move between the clouds (issue 11): image-backed servers with their root disk bytes
-(a guest write included), the same ports (MACs and fixed IPs, NIC order), a floating IP, keys of
-two users, an anti-affinity group and power states; the sources are left SHUTOFF; a re-run
-writes nothing. A destination that cannot build a server removes it and starts the source
-again."""
+(a guest write included), a boot-from-volume server with a data volume, the same ports (MACs
+and fixed IPs, NIC order), a floating IP, keys of two users, an anti-affinity group and power
+states; the sources are left SHUTOFF; a re-run writes nothing. A destination that cannot build
+a server removes it and starts the source again."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ def _public_key(seed: str) -> str:
 class Workload:
     servers: dict[str, Any]  # name -> source server
     disks: dict[str, bytes]  # name -> root disk bytes in the source (after the guest write)
+    volumes: dict[str, bytes]  # name -> a boot-from-volume server's volume bytes in the source
     fip: str
     front_mac: str
     other_user: str
@@ -129,20 +131,61 @@ def _seed(lab: Lab, src: Tenant) -> Workload:
             as_other, name="other", networks=[{"uuid": back.id}], key_name="k2", **common
         ),
     }
+    servers["db"] = _boot_from_volume(lab, src, image.id, flavor.id, back.id)
     servers["web"].add_tag(conn.compute, "tier-1")
     conn.compute.stop_server(servers["off"])
     wait_status(lambda: conn.compute.get_server(servers["off"].id), "SHUTOFF", "off stops")
     disks = {}
     for name, server in servers.items():
+        if name == "db":
+            continue  # its disks are volumes
         host = admin.compute.get_server(server.id).compute_host
         disk = lab.paths.server_disk(SOURCE, host, server.id)
         with disk.open("r+b") as f:  # a guest write, different in each server
             f.seek(8192)
             f.write(f"{name} wrote this".encode())
         disks[name] = disk.read_bytes()
+    volumes = {v.name: _volume_file(lab, SOURCE, v.id).read_bytes()
+               for v in sdk.block_storage(conn).volumes()}  # fmt: skip
     return Workload(
-        servers, disks, str(fip.floating_ip_address), str(web_front.mac_address), other.name
+        servers,
+        disks,
+        volumes,
+        str(fip.floating_ip_address),
+        str(web_front.mac_address),
+        other.name,
     )
+
+
+def _volume_file(lab: Lab, cloud: Any, volume_id: str) -> Path:
+    """The lab's cinder keeps each volume's bytes in a file."""
+    return lab.paths.state(cloud) / "cinder-volumes" / f"volume-{volume_id}"
+
+
+def _boot_from_volume(lab: Lab, src: Tenant, image_id: str, flavor_id: str, net: str) -> Any:
+    """db boots from a volume made from the image (deleted with the server), and has a data
+    volume (kept) with a guest write."""
+    bs = sdk.block_storage(src.conn)
+    root = bs.create_volume(name="db-root", size=1, image_id=image_id)
+    data = bs.create_volume(name="db-data", size=1)
+    for volume_id in (root.id, data.id):
+        wait_status(partial(bs.get_volume, volume_id), "available", "a volume of db")
+    server = _boot(
+        src.conn,
+        name="db",
+        flavor_id=flavor_id,
+        networks=[{"uuid": net}],
+        block_device_mapping_v2=[
+            {"boot_index": 0, "uuid": root.id, "source_type": "volume",
+             "destination_type": "volume", "delete_on_termination": True},
+            {"boot_index": None, "uuid": data.id, "source_type": "volume",
+             "destination_type": "volume", "delete_on_termination": False},
+        ],
+    )  # fmt: skip
+    with _volume_file(lab, SOURCE, data.id).open("r+b") as f:
+        f.seek(4096)
+        f.write(b"db wrote this")
+    return server
 
 
 def _destination(migration: Migration) -> tuple[openstack.connection.Connection, str]:
@@ -189,8 +232,9 @@ def test_image_backed_servers_migrate_with_their_disks_ports_keys_and_groups(
         theirs = source_admin.compute.get_server(server.id)
         assert theirs.status == "SHUTOFF", f"source {name} is left SHUTOFF"
         assert mine.status == ("SHUTOFF" if name == "off" else "ACTIVE"), name
-        disk = lab.paths.server_disk(DESTINATION, mine.compute_host, mine.id)
-        assert disk.read_bytes() == work.disks[name], f"{name}: root disk bytes differ"
+        if name in work.disks:
+            disk = lab.paths.server_disk(DESTINATION, mine.compute_host, mine.id)
+            assert disk.read_bytes() == work.disks[name], f"{name}: root disk bytes differ"
         source_nics = _ports_in_order(source_admin, theirs)
         nics = _ports_in_order(admin, mine)
         assert [n[:3] for n in nics] == [n[:3] for n in source_nics], f"{name}: NICs differ"
@@ -201,6 +245,17 @@ def test_image_backed_servers_migrate_with_their_disks_ports_keys_and_groups(
         assert mine.key_name == theirs.key_name
         assert mine.metadata == theirs.metadata
         assert mine.flavor.original_name == theirs.flavor.original_name
+    # The boot-from-volume server: its migrated volumes, the boot one first, the same bytes,
+    # deleted with the server or kept as in the source.
+    db = admin.compute.get_server(dst["db"].id)
+    assert not (db.image and db.image.id), "db boots from its volume"
+    bs = sdk.block_storage(admin)
+    attached = {bs.get_volume(a.id).name: a.delete_on_termination for a in db.attached_volumes}
+    assert attached == {"db-root": True, "db-data": False}, attached
+    for volume in bs.volumes(all_projects=True, project_id=pid):
+        assert volume.status == "in-use" and volume.attachments[0]["server_id"] == db.id
+        copied = _volume_file(lab, DESTINATION, volume.id).read_bytes()
+        assert copied == work.volumes[volume.name], f"{volume.name}: bytes differ"
     web = admin.compute.get_server(dst["web"].id)
     assert "tier-1" in (web.tags or [])
     assert web.user_data == USER_DATA
@@ -236,7 +291,7 @@ def test_image_backed_servers_migrate_with_their_disks_ports_keys_and_groups(
     exported = yaml.safe_load((migration.workdir / "resources" / "servers.yaml").read_text())
     states = {s["identity"]["name"]: s["params"]["power_state"] for s in exported["resources"]}
     assert states == {"web": "running", "off": "shutoff", "g1": "running", "g2": "running",
-                      "other": "running"}  # fmt: skip
+                      "other": "running", "db": "running"}  # fmt: skip
 
 
 def test_a_server_the_destination_cannot_build_is_removed_and_its_source_restarted(

@@ -39,6 +39,7 @@ def _server(**attrs: Any) -> SimpleNamespace:
         "pinned_availability_zone": None,
         "status": "SHUTOFF",
         "task_state": None,
+        "attached_volumes": [],
     }
     return SimpleNamespace(**{**base, **attrs})
 
@@ -54,10 +55,26 @@ class _Compute:
         return self._groups
 
 
-def _ctx(server: Any, changes: SourceChanges | None = None) -> Context:
+class _Volumes:
+    def __init__(self, volumes: list[Any]) -> None:
+        self._volumes = volumes
+
+    def volumes(self, **_: Any) -> list[Any]:
+        return self._volumes
+
+
+def _ctx(
+    server: Any, changes: SourceChanges | None = None, volumes: list[Any] | None = None
+) -> Context:
     group = SimpleNamespace(id="g-1", project_id="p-1", member_ids=[server.id])
-    conn = SimpleNamespace(compute=_Compute([server], [group]))
+    conn = SimpleNamespace(
+        compute=_Compute([server], [group]),
+        block_storage=_Volumes(volumes or []),
+        has_service=lambda service: True,
+    )
     ctx = Context(conn=conn, tenant=Tenant("t", "d", id="p-1"))  # type: ignore[arg-type]
+    for volume in volumes or []:
+        ctx.ids.add("volume", volume.id, {"name": volume.name})
     ctx.ids.add("server_group", "g-1", {"name": "apart"})
     ctx.ids.add("keypair", "u-1/k1", {"user": {"name": "alice", "domain": "Default"}, "name": "k1"})
     if changes is not None:
@@ -83,6 +100,33 @@ def test_read_gives_portable_params_and_the_facts_for_the_report() -> None:
     assert p["power_state"] == "shutoff" and p["config_drive"] is False
     assert resource.facts["ours"] is True and resource.facts["key_owner"] == "alice"
     assert resource.facts["size"] == 2 * GIB
+
+
+def test_a_boot_from_volume_server_reads_its_volumes_in_device_order() -> None:
+    """Cinder's attachments give the order (nova's list does not); nova's list gives whether
+    each is deleted with the server; the first of a boot-from-volume server boots it."""
+
+    def volume(vid: str, name: str, device: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            id=vid, name=name, attachments=[{"server_id": "srv-1", "device": device}]
+        )
+
+    volumes = [volume("v-2", "logs", "/dev/vdaa"), volume("v-1", "data", "/dev/vdb"),
+               volume("v-0", "root", "/dev/vda")]  # fmt: skip
+    server = _server(
+        image=SimpleNamespace(id=None),
+        attached_volumes=[{"id": "v-0", "delete_on_termination": True}, {"id": "v-1"},
+                          {"id": "v-2", "delete_on_termination": False}],
+    )  # fmt: skip
+    (resource,) = Server().read(_ctx(server, volumes=volumes))
+    assert resource.params["boot"] == "volume"
+    assert resource.params["volumes"] == [
+        {"volume": {"name": "root"}, "delete_on_termination": True, "boot_index": 0},
+        {"volume": {"name": "data"}, "delete_on_termination": False, "boot_index": None},
+        {"volume": {"name": "logs"}, "delete_on_termination": False, "boot_index": None},
+    ]
+    assert resource.facts["devices"] == ["/dev/vda", "/dev/vdb", "/dev/vdaa"]
+    assert "boots from its migrated volume, 3 volume(s)" in Server().explain(_ctx(server), resource)
 
 
 def test_a_server_stackferry_stopped_is_exported_as_it_was(tmp_path: Path) -> None:
@@ -114,8 +158,8 @@ def test_the_key_owner_is_used_to_boot_but_never_compared_and_user_data_never_sh
 def test_what_the_plan_refuses_and_what_it_says() -> None:
     kind = Server()
     ctx = _ctx(_server())
-    bfv = Resource("server", {"name": "db"}, {"boot": "volume"}, {"id": "s"})
-    assert any("boot-from-volume" in p for p in kind.check(ctx, bfv))
+    bfv = Resource("server", {"name": "db"}, {"boot": "volume", "volumes": []}, {"id": "s"})
+    assert any("names no boot volume" in p for p in kind.check(ctx, bfv))
     keyless = Resource("server", {"name": "x"}, {"boot": "image", "key_name": "gone"}, {})
     assert any("keypair 'gone'" in p for p in kind.check(ctx, keyless))
     running = Resource("server", {"name": "web"}, {}, {"size": 2 * GIB, "status": "ACTIVE"})
