@@ -337,6 +337,20 @@ class Kind:
         without otherwise (e.g. the image a volume was made from)."""
         return []
 
+    # What the mapping's switches (``new_macs``...) change in this kind: the names the kind
+    # answers to (see ``remap_identity``), beside the mapping's tables.
+    remapped_by: ClassVar[frozenset[str]] = frozenset()
+
+    def remap_identity(self, identity: dict[str, Any], switches: frozenset[str]) -> None:
+        """Change an identity of this kind, in place, as the switches on ask (the resource's
+        own and every reference to it). Default: nothing."""
+
+    def remap_params(
+        self, before: dict[str, Any], resource: Resource, switches: frozenset[str]
+    ) -> None:
+        """Params that follow from a remapped identity (``before``: the source's), in place:
+        e.g. a port's SLAAC address, made from its MAC. Default: nothing."""
+
     def tenant_identity(self, name: str, domain: str) -> dict[str, Any]:
         """For the kind that ``defines_tenant``: the identity of the tenant of that name."""
         raise NotImplementedError

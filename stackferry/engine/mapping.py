@@ -11,6 +11,8 @@ Its tables are the ones the kinds declare (``stackferry schema`` lists them); to
     volume_types: {old: new}
     adopt: [KIND, KIND:NAME-PATTERN, ...]     # like --adopt: destination resources that
                                               # stackferry did not make, to manage anyway
+    new_macs: true                            # like --new-mac: ports get MAC addresses of
+                                              # their own (one per source MAC, always the same)
 
 A kind names the table that renames its own resources (``mapping_category``; a table's keys
 may be names or the resources' source IDs) and the tables that rename its plain values
@@ -34,6 +36,9 @@ from stackferry.engine.model import Resource
 from stackferry.engine.registry import Registry
 from stackferry.errors import WorkdirError
 
+# The mapping's switches: what they change is the kinds' (``Kind.remapped_by``).
+SWITCHES = ("new_macs",)
+
 
 def mapping_schema(registry: Registry) -> dict[str, Any]:
     """The mapping file's JSON Schema, from the tables the kinds declare."""
@@ -43,23 +48,33 @@ def mapping_schema(registry: Registry) -> dict[str, Any]:
         "properties": {
             **{name: table for name in registry.mapping_tables()},
             "adopt": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            **{name: {"type": "boolean"} for name in SWITCHES},
         },
         "additionalProperties": False,
     }
 
 
 class Mapping:
-    def __init__(self, registry: Registry, tables: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        tables: dict[str, Any] | None = None,
+        switches: frozenset[str] = frozenset(),
+    ) -> None:
         self.registry = registry
         self.tables: dict[str, dict[str, str]] = {
             c: dict((tables or {}).get(c, {})) for c in registry.mapping_tables()
         }
         self.adopt: list[str] = list((tables or {}).get("adopt", []))
+        self.switches = switches | {s for s in SWITCHES if (tables or {}).get(s) is True}
 
     @classmethod
-    def load(cls, path: Path | None, registry: Registry) -> Mapping:
+    def load(
+        cls, path: Path | None, registry: Registry, switches: frozenset[str] = frozenset()
+    ) -> Mapping:
+        """The mapping file (none: nothing renamed), with switches given on the command line."""
         if path is None:
-            return cls(registry)
+            return cls(registry, switches=switches)
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -74,7 +89,7 @@ class Mapping:
                     for e in errors
                 )
             )
-        return cls(registry, document)
+        return cls(registry, document, switches)
 
     def rename(self, category: str, value: Any, *aliases: str | None) -> Any:
         table = self.tables[category]
@@ -125,6 +140,8 @@ class Mapping:
                 for path, category in kind.mapped_values:
                     for container, key in list(iter_ref_values(r.params, path)):
                         set_ref(container, key, self.rename(category, get_ref(container, key)))
+                if kind.remapped_by & self.switches:
+                    kind.remap_params(resource.identity, r, self.switches)
                 mapped.append(r)
             out[kind_name] = mapped
         return out
@@ -133,6 +150,8 @@ class Mapping:
         """An identity renamed: its name by its kind's table, and each field named like a
         kind by that kind's (recursively for references written as identities)."""
         registry = self.registry
+        if kind_name in registry and registry[kind_name].remapped_by & self.switches:
+            registry[kind_name].remap_identity(identity, self.switches)
         for field, value in list(identity.items()):
             target = kind_name if field == "name" else field
             if target not in registry:

@@ -7,6 +7,7 @@ a server removes it and starts the source again."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import time
 from collections.abc import Callable
@@ -442,3 +443,55 @@ def test_kill_minus_nine_at_each_phase_of_a_servers_migration(
         assert [k.name for k in dst_admin.compute.keypairs() if k.name == "kk"] == [], label
     rerun = migration.migrate("--skip", "flavors")
     assert rerun.exit_code == 0 and migration.last_report("apply")["write_calls"] == 0
+
+
+def test_new_mac_gives_ports_macs_of_their_own_and_everything_follows(
+    lab: Lab, migration: Migration
+) -> None:
+    """Clouds sharing a layer 2 must not both have a MAC: with --new-mac the destination's
+    ports get their own, the server boots on them, its floating IP and SLAAC address follow,
+    verify is equal and a re-run writes nothing."""
+    src = migration.source
+    conn = src.conn
+    image = conn.image.create_image(
+        name=unique_name("img"), data=os.urandom(65536), disk_format="raw",
+        container_format="bare", allow_duplicates=True,
+    )  # fmt: skip
+    network = conn.network.create_network(name="l2")
+    v4 = conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="10.65.0.0/24")
+    conn.network.create_subnet(
+        network_id=network.id, ip_version=6, cidr="fd00:65::/64", ipv6_ra_mode="slaac",
+        ipv6_address_mode="slaac",
+    )  # fmt: skip
+    public = src.admin.network.find_network("public", ignore_missing=False)
+    router = conn.network.create_router(name="r", external_gateway_info={"network_id": public.id})
+    conn.network.add_interface_to_router(router, subnet=v4.id)
+    port = conn.network.create_port(network_id=network.id, name="nic")
+    conn.network.create_ip(floating_network_id=public.id, port_id=port.id)
+    flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
+    _boot(conn, name="vm", flavor_id=flavor.id, image_id=image.id, networks=[{"port": port.id}])
+
+    result = migration.migrate("--new-mac")
+    assert result.exit_code == 0, result.output
+    assert "source and destination are equal" in result.output
+    admin, pid = _destination(migration)
+    (moved,) = admin.network.ports(project_id=pid, name="nic")
+    assert moved.mac_address != port.mac_address
+    by_version = {ipaddress.ip_address(ip["ip_address"]).version: ip["ip_address"]
+                  for ip in moved.fixed_ips}  # fmt: skip
+    source_v4 = next(ip["ip_address"] for ip in port.fixed_ips if ":" not in ip["ip_address"])
+    assert by_version[4] == source_v4, "the same IPv4 address"
+    assert by_version[6] != next(
+        ip["ip_address"] for ip in port.fixed_ips if ":" in ip["ip_address"]
+    )
+    (server,) = admin.compute.servers(all_projects=True, project_id=pid)
+    macs = [a["OS-EXT-IPS-MAC:mac_addr"] for addrs in server.addresses.values() for a in addrs]
+    assert set(macs) == {moved.mac_address}, "the server is on the new port"
+    (fip,) = admin.network.ips(project_id=pid)
+    assert fip.port_id == moved.id
+    assert src.conn.network.get_port(port.id).mac_address == port.mac_address, "source as it was"
+
+    again = migration.migrate("--new-mac")
+    assert again.exit_code == 0 and "0 write call(s)" in again.output, again.output
+    without = migration.verify()  # without the switch: the MACs differ, and verify says so
+    assert without.exit_code == 1 and "port" in without.output
