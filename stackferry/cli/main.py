@@ -25,6 +25,7 @@ from stackferry.cli.common import (
 )
 from stackferry.cli.images import images
 from stackferry.cli.servers import hosts, servers
+from stackferry.cli.usage import usage
 from stackferry.cloud.connection import CallCounter, api_message, connect
 from stackferry.data.archive import Archive
 from stackferry.data.transfer import DataPlane
@@ -87,6 +88,13 @@ def selection_options(func: F) -> F:
 
 
 def mapping_option(func: F) -> F:
+    func = click.option(
+        "--new-mac",
+        "new_mac",
+        is_flag=True,
+        help="Ports get MAC addresses of their own (clouds sharing a layer 2); the mapping "
+        "file's new_macs: true. Give it to plan, apply and verify alike.",
+    )(func)
     return click.option(
         "--mapping",
         type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -164,9 +172,13 @@ class Target:
     only: tuple[str, ...]
     skip: tuple[str, ...]
     adopt: tuple[str, ...] = ()
+    new_mac: bool = False
 
     def kinds(self, reg: Registry) -> list[Kind]:
         return reg.select(self.only, self.skip)
+
+    def load_mapping(self, reg: Registry) -> Mapping:
+        return Mapping.load(self.mapping, reg, frozenset({"new_macs"} if self.new_mac else ()))
 
 
 @cli.command()
@@ -256,7 +268,7 @@ def _plan(
 ) -> tuple[Registry, Workdir, run.Planned]:
     reg = make_registry()
     wd = _load(target.workdir, reg)
-    mapping = Mapping.load(target.mapping, reg)
+    mapping = target.load_mapping(reg)
     adopt = Adoption.parse(reg, [*target.adopt, *mapping.adopt])
     kinds = target.kinds(reg)
     conn = connect(target.dst, counter, "destination")
@@ -292,12 +304,13 @@ def plan(
     show_all: bool,
     workdir: Path,
     mapping: Path | None,
+    new_mac: bool,
     only: tuple[str, ...],
     skip: tuple[str, ...],
     adopt: tuple[str, ...],
 ) -> None:
     """Compare the workdir with the destination and show what apply would do."""
-    target = Target(dst, workdir, mapping, only, skip, adopt)
+    target = Target(dst, workdir, mapping, only, skip, adopt, new_mac)
     _, _, planned = _plan(target, CallCounter())
     if fmt == "json":
         click.echo(render.plan_json(planned.plan))
@@ -458,6 +471,7 @@ def apply(
     src: str | None,
     workdir: Path,
     mapping: Path | None,
+    new_mac: bool,
     only: tuple[str, ...],
     skip: tuple[str, ...],
     parallel: int,
@@ -470,7 +484,7 @@ def apply(
     cutover: str,
 ) -> None:
     """Carry out the plan: create and update what differs; safe to re-run at any time."""
-    target = Target(dst, workdir, mapping, only, skip, adopt)
+    target = Target(dst, workdir, mapping, only, skip, adopt, new_mac)
     how = Run(parallel, dry_run, quiet, partial, archive, verbose, cutover)
     ok = _apply(target, how, CallCounter(), src)
     sys.exit(0 if ok else EXIT_FAILED)
@@ -489,7 +503,7 @@ def _verify(target: Target, src: str | None, counter: CallCounter, verbose: bool
             )
     conn = connect(target.dst, counter, "destination")
     with on_cloud(target.dst):
-        mapping = Mapping.load(target.mapping, reg)
+        mapping = target.load_mapping(reg)
         result = run.verify(reg, source, mapping, conn, wd.tenant, kinds)
     text = render.verification_text(result)
     shown = text if verbose else render.verification_text(result, with_id_map=False)
@@ -518,12 +532,13 @@ def verify(
     src: str | None,
     workdir: Path,
     mapping: Path | None,
+    new_mac: bool,
     only: tuple[str, ...],
     skip: tuple[str, ...],
     verbose: bool,
 ) -> None:
     """Compare source and destination field by field; exit 0 only when they are equal."""
-    target = Target(dst, workdir, mapping, only, skip)
+    target = Target(dst, workdir, mapping, only, skip, new_mac=new_mac)
     sys.exit(0 if _verify(target, src, CallCounter(), verbose) else EXIT_FAILED)
 
 
@@ -547,6 +562,7 @@ def migrate(
     calls: bool,
     workdir: Path,
     mapping: Path | None,
+    new_mac: bool,
     only: tuple[str, ...],
     skip: tuple[str, ...],
     parallel: int,
@@ -561,8 +577,8 @@ def migrate(
     """Export, plan, apply and verify in one go: the everyday command. Re-run it after any
     failure or interruption; it continues where the last run stopped."""
     counter = CallCounter()
-    target = Target(dst, workdir, mapping, only, skip, adopt)
-    Mapping.load(mapping, make_registry())  # a broken mapping file: refused before reading
+    target = Target(dst, workdir, mapping, only, skip, adopt, new_mac)
+    target.load_mapping(make_registry())  # a broken mapping file: refused before reading
     make_registry().select(only, skip)  # so are contradicting --only/--skip
     _export(src, Tenant(project, domain), include, exclude, workdir, only, skip, counter)
     how = Run(parallel, dry_run, quiet, partial, archive, verbose, cutover)
@@ -575,6 +591,7 @@ def migrate(
 
 
 cli.add_command(images)
+cli.add_command(usage)
 cli.add_command(servers)
 cli.add_command(hosts)
 
