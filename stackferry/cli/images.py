@@ -19,6 +19,7 @@ from rich.text import Text
 from stackferry.cli import render
 from stackferry.cli.common import handles_errors
 from stackferry.cloud.connection import CallCounter, connect
+from stackferry.cloud.projects import resolve_project
 from stackferry.errors import StackferryError
 from stackferry.files import write_atomic
 from stackferry.ops.image_stores import decide, mover, select
@@ -97,7 +98,7 @@ def move_store(
     api = GlanceApi(conn)
     cloud_name = cloud or "(OS_CLOUD / OS_* environment)"
     select.check_stores(api, cloud_name, source, target)
-    owner = select.resolve_project(conn, project) if project else None
+    owner = resolve_project(conn, project) if project else None
     chosen = select.select_images(api, source, target, owner[0] if owner else None, image_refs)
     options = mover.MoveOptions(source, target, parallel, dry_run, timeout)
     scope = f"project {owner[1]} ({owner[0]})" if owner else "all projects visible"

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from openstack import exceptions as sdk_exceptions
-from openstack.connection import Connection
-
-from stackferry.cloud import sdk
 from stackferry.errors import StackferryError
 from stackferry.ops.image_stores.api import ImageApi
 from stackferry.ops.image_stores.decide import COPY_METHOD, UUID, Image, store_list
@@ -50,32 +45,6 @@ def check_stores(api: ImageApi, cloud: str, source: str, target: str) -> list[st
             "enabled_import_methods in glance-api.conf."
         )
     return names
-
-
-def resolve_project(conn: Connection, ref: str) -> tuple[str, str]:
-    """(ID, name) of a project given by name or ID; the credentials' own project is known
-    without asking keystone (a member may not look projects up)."""
-    try:
-        auth: Any = conn.session.auth
-        access = auth.get_access(conn.session)
-        if ref in (access.project_id, access.project_name):
-            return str(access.project_id), str(access.project_name)
-    except Exception:  # not a project-scoped token: ask keystone below
-        pass
-    try:
-        project = sdk.identity(conn).find_project(ref, ignore_missing=True)
-    except sdk_exceptions.DuplicateResource:
-        raise StackferryError(
-            f"several projects are named {ref!r} (in different domains); give its ID"
-        ) from None
-    except sdk_exceptions.ForbiddenException:
-        raise StackferryError(
-            f"project {ref!r}: these credentials may not look projects up; give the "
-            "credentials' own project or use admin credentials"
-        ) from None
-    if project is None:
-        raise StackferryError(f"no project {ref!r}")
-    return str(project.id), str(project.name)
 
 
 def select_images(
