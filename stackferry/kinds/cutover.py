@@ -31,10 +31,10 @@ def power_state(server: Any) -> str:
 
 def stop_source(ctx: Context, server_id: str, label: str) -> bool:
     """Stop the source server (``--cutover stop``) after journalling its power state; returns
-    whether it is stopped because of stackferry. A server stopped already by an earlier step
-    or run is waited for, never stopped twice."""
+    whether it is stopped because of stackferry (by this call, or by an earlier step or run:
+    waited for, never stopped twice; with ``--cutover live`` too, when a run before stopped it)."""
     if mode(ctx) == "live":
-        return False
+        return ctx.source_changes.before(SERVER, server_id) is not None
     with _server_lock(server_id):
         return _stop(ctx, server_id, label)
 

@@ -335,7 +335,6 @@ class Server(Kind):
             raise RuntimeError("servers are only created by apply, which records temporaries")
         tmp = f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}"
         stopped = cutover.stop_source(ctx, resource.cloud_id, resource.label)
-        stopped = stopped or ctx.source_changes.before(self.name, resource.cloud_id) is not None
         try:
             image_id = None
             if resource.params.get("boot") != "volume":

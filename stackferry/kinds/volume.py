@@ -236,7 +236,6 @@ class Volume(Kind):
             server_id
             for server_id in self._moving_servers(ctx, resource)
             if cutover.stop_source(ctx, server_id, f"server {server_id}")
-            or ctx.source_changes.before(cutover.SERVER, server_id) is not None
         ]
 
     def explain(self, ctx: Context, resource: Resource) -> str:

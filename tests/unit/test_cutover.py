@@ -95,3 +95,16 @@ def test_a_server_busy_elsewhere_is_refused_before_anything_is_journalled(
     except RuntimeError as exc:
         assert "must be ACTIVE or SHUTOFF" in str(exc)
     assert Journal.source_changes_at(tmp_path / "journal.sqlite") == {}
+
+
+def test_a_live_run_after_a_stopping_one_knows_the_server_is_off_because_of_stackferry(
+    tmp_path: Path,
+) -> None:
+    """So a failure in the live run still puts it back as it was."""
+    nova = _Nova("ACTIVE")
+    cutover.stop_source(_ctx(tmp_path, nova), "s1", "vm")
+    live = _ctx(tmp_path, nova, "live")
+    assert cutover.stop_source(live, "s1", "vm") is True
+    assert nova.actions == ["stop"]
+    cutover.restart_source(live, "s1", "vm")
+    assert nova.actions == ["stop", "start"] and nova.status == "ACTIVE"
