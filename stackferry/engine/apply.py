@@ -166,9 +166,12 @@ class Executor:
         destination is looked at again, so a write that happened is not repeated."""
         kind = self.registry[step.resource.kind]
         attempts = self.policy.tracker(f"{step.action} {kind.name} {step.resource.label}")
-        current, made_here = step.current, False
+        current, made_here, look = step.current, False, False
         while True:
             try:
+                if look:  # what the last try left: looked at inside the try, so a read
+                    current = self._look(kind, step.resource)  # failing is retried too
+                    look = False
                 if step.action == Action.DELETE:
                     if current is not None:
                         kind.delete(self.ctx, current)
@@ -194,7 +197,7 @@ class Executor:
                 break
             except Exception as exc:
                 attempts.failed(exc)  # sleeps before the next try, or raises
-                current = self._look(kind, step.resource)
+                look = True
         self.ctx.ids.add(kind.name, new_id, step.resource.identity)
         tenant = self.ctx.tenant
         if kind.defines_tenant and step.resource.identity == kind.tenant_identity(

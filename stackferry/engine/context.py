@@ -12,6 +12,7 @@ from openstack.connection import Connection
 
 from stackferry.cloud import sdk
 from stackferry.cloud.connection import scoped
+from stackferry.cloud.roles import grant_project_role
 from stackferry.data.transfer import DataPlane
 from stackferry.engine.journal import Journal
 from stackferry.engine.model import identity_key
@@ -165,7 +166,7 @@ class Context:
             "project_role",
             {"project_id": pid, "user_id": user_id, "role_id": role.id},
         )
-        idn.assign_project_role_to_user(pid, user_id, role.id)
+        grant_project_role(self.conn, pid, user_id, role.id)
         return scoped(self.conn, pid)
 
     def ref(self, kind: str, cloud_id: str | None) -> dict[str, Any] | None:

@@ -19,8 +19,8 @@ from typing import Any
 from openstack import exceptions
 from openstack.connection import Connection
 
-from stackferry.cloud import sdk
 from stackferry.cloud.retry import OPERATIONS
+from stackferry.cloud.roles import revoke_project_role
 from stackferry.engine.journal import Journal
 
 Undo = Callable[[Connection, dict[str, Any]], None]
@@ -38,9 +38,7 @@ def undoes(kind: str) -> Callable[[Undo], Undo]:
 
 @undoes("project_role")
 def _revoke_project_role(conn: Connection, spec: dict[str, Any]) -> None:
-    sdk.identity(conn).unassign_project_role_from_user(
-        spec["project_id"], spec["user_id"], spec["role_id"]
-    )
+    revoke_project_role(conn, spec["project_id"], spec["user_id"], spec["role_id"])
 
 
 class Temporaries:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from openstack import exceptions
+
 from stackferry.cloud import sdk
 from stackferry.cloud.glance import Glance
 from stackferry.data.stream import Digests, Fingerprint, TransferError
@@ -196,9 +198,13 @@ class Image(Kind):
         for image in glance.images(owner=ctx.project_id, visibility="all"):
             members = []
             if image.get("visibility") == "shared":
+                try:
+                    listed = glance.members(image["id"])
+                except exceptions.NotFoundException:
+                    continue  # deleted since it was listed (e.g. a run's stale temporary)
                 members = [
                     {"project": project_identity(ctx, m["member_id"]), "status": m["status"]}
-                    for m in glance.members(image["id"])
+                    for m in listed
                 ]
             active = image.get("status") == "active"
             params = {

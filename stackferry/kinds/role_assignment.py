@@ -7,6 +7,7 @@ migrate groups), assignments inherited to subprojects and domain-scoped ones are
 from __future__ import annotations
 
 from stackferry.cloud import sdk
+from stackferry.cloud.roles import grant_project_role
 from stackferry.engine.context import Context
 from stackferry.engine.kind import Field, Kind
 from stackferry.engine.model import Resource
@@ -67,7 +68,7 @@ class RoleAssignment(Kind):
         user_id = ctx.resolve("user", p["user"])
         role_id = ctx.resolve("role", p["role"])
         assert project_id and user_id and role_id
-        sdk.identity(ctx.conn).assign_project_role_to_user(project_id, user_id, role_id)
+        grant_project_role(ctx.conn, project_id, user_id, role_id)
         return f"{project_id}/{user_id}/{role_id}"
 
     def update(

@@ -34,6 +34,7 @@ from typing import Any
 from openstack import exceptions
 
 from stackferry.cloud import catalog, nova, sdk
+from stackferry.cloud.connection import rest
 from stackferry.cloud.retry import is_transient
 from stackferry.data.volumes import GIB, timeout_for, wait_image_active, wait_volume
 from stackferry.engine.context import Context, KeyedLocks
@@ -479,12 +480,12 @@ class Server(Kind):
             volume_id = str(ctx.resolve("volume", volume["volume"]))
             want = bool(volume.get("delete_on_termination"))
             if volume_id in now and now[volume_id] != want:
-                compute.put(
-                    f"/servers/{server_id}/os-volume_attachments/{volume_id}",
+                rest(
+                    compute, "put", f"/servers/{server_id}/os-volume_attachments/{volume_id}",
                     json={"volumeAttachment": {"volumeId": volume_id,
                                                "delete_on_termination": want}},
                     microversion=ATTACH_MICROVERSION,
-                ).raise_for_status()  # fmt: skip
+                )  # fmt: skip
 
     # --- bringing an existing one in line ---------------------------------------------
 

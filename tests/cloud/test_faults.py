@@ -180,7 +180,15 @@ def test_at_ten_percent_faults_and_every_kind_of_write_losing_its_answer_once_it
     mapping.write_text(
         yaml.safe_dump({"projects": {source_other.project_name: destination_other.project_name}})
     )
-    rules = [Rule(r.method, r.path, r.fault) for r in LOST_ANSWERS]
+    # Keystone grants answer 204; openstacksdk's grant calls take any other answer for a
+    # refusal without raising. One grant to the tenant's user is refused with a 500 keystone
+    # never sees, and one to stackferry's own user (to make the volume) with a 503.
+    me = str(connect(lab.paths.clouds_yaml, DESTINATION.name).current_user_id)
+    grants = [
+        Rule("PUT", rf"^/v3/projects/[^/]+/users/(?!{me})[^/]+/roles/[^/]+$", "500"),
+        Rule("PUT", rf"^/v3/projects/[^/]+/users/{me}/roles/[^/]+$", "503"),
+    ]
+    rules = [Rule(r.method, r.path, r.fault) for r in LOST_ANSWERS] + grants
     with FaultProxy(
         DESTINATION, rate=0.10, rules=rules, seed=10, delay=1.0, hard_stop=1800
     ) as proxy:

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from openstack import exceptions
 
 from stackferry.engine.apply import Executor
 from stackferry.engine.journal import Journal
@@ -275,6 +276,26 @@ def test_a_create_whose_answer_was_lost_is_converged_once_found(tmp_path: Path) 
     _, outcome, _ = run(tmp_path, cloud, [box("flaky")], box=Watched(cloud), item=Item(cloud))
     assert outcome.state[box("flaky").key] == "done"
     assert converged == [True] and len(cloud.of_kind("box")) == 1
+
+
+def test_a_look_that_fails_transiently_after_a_lost_answer_is_tried_again(tmp_path: Path) -> None:
+    """The read that looks for what a lost write made is part of the retried attempt: a 503
+    to it (a fault, or a concurrent step's temporary vanishing under it) is not the step's
+    end. Before, the look ran outside the try, and the step failed though the box was made."""
+    cloud = FakeCloud()
+    cloud.transient_once.add("flaky")
+    reads: list[int] = []
+
+    class FlakyLook(Box):
+        def read(self, ctx):
+            reads.append(1)
+            if len(reads) == 2:  # the plan's read is the first; the look after the 503 next
+                raise exceptions.HttpException(message="503 on the look", http_status=503)
+            return super().read(ctx)
+
+    _, outcome, _ = run(tmp_path, cloud, [box("flaky")], box=FlakyLook(cloud), item=Item(cloud))
+    assert outcome.state[box("flaky").key] == "done", outcome.error
+    assert len(reads) >= 3 and len(cloud.of_kind("box")) == 1
 
 
 def test_temporaries_recorded_under_an_id_a_step_reported_done_are_kept(tmp_path: Path) -> None:
