@@ -13,6 +13,8 @@ Its tables are the ones the kinds declare (``stackferry schema`` lists them); to
                                               # stackferry did not make, to manage anyway
     new_macs: true                            # like --new-mac: ports get MAC addresses of
                                               # their own (one per source MAC, always the same)
+    boot_from_volume: true                    # like --boot-from-volume: image-backed servers
+                                              # boot from a new volume holding their root disk
 
 A kind names the table that renames its own resources (``mapping_category``; a table's keys
 may be names or the resources' source IDs) and the tables that rename its plain values
@@ -37,7 +39,7 @@ from stackferry.engine.registry import Registry
 from stackferry.errors import WorkdirError
 
 # The mapping's switches: what they change is the kinds' (``Kind.remapped_by``).
-SWITCHES = ("new_macs",)
+SWITCHES = ("new_macs", "boot_from_volume")
 
 
 def mapping_schema(registry: Registry) -> dict[str, Any]:

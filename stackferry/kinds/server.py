@@ -21,6 +21,13 @@ volume with the others attached in the same order. Every volume is attached with
 ``delete_on_termination`` off and set as the source had it only once the server is ACTIVE: a
 build nova fails is deleted, and must not take migrated volumes with it.
 
+With ``--boot-from-volume`` (the mapping's ``boot_from_volume``), an image-backed server's
+root disk goes onto a new volume instead: the snapshot, streamed as above, becomes a cinder
+volume of the flavor's disk size (under a temporary name, journalled first; marked in its
+metadata as the root disk stackferry made), and the server boots from it, deleted with the
+server as its local disk would have been. That volume is the server's (``claims``): no
+volume of the source, never compared as one; the server reads back as ``boot: new-volume``.
+
 A destination server carries stackferry's marker in its tags (given in the create call), so a
 re-run recognises it and finishes it instead of booting another. The source is never
 deleted; it is left SHUTOFF, and started again when the destination could not be built.
@@ -32,9 +39,11 @@ import uuid
 from typing import Any
 
 from openstack import exceptions
+from openstack.connection import Connection
 
 from stackferry.cloud import catalog, nova, sdk
 from stackferry.cloud.connection import rest
+from stackferry.cloud.glance import Glance
 from stackferry.cloud.retry import is_transient
 from stackferry.data.volumes import GIB, timeout_for, wait_image_active, wait_volume
 from stackferry.engine.context import Context, KeyedLocks
@@ -56,6 +65,8 @@ from stackferry.kinds.image import stream_to_temporary_image
 TMP_PREFIX = "stackferry-tmp-"
 BUILD_SECONDS = 600.0
 ATTACH_MICROVERSION = "2.85"  # PUT os-volume_attachments with delete_on_termination
+# In the metadata of a root volume made by --boot-from-volume: the source server's ID.
+ROOT_VOLUME_KEY = "stackferry_root_disk_of"
 # One public key at a time under a name for the operator.
 _key_lock = KeyedLocks()
 
@@ -83,22 +94,39 @@ def _device_order(device: str) -> tuple[int, str]:
     return (len(device), device)
 
 
-def volumes_by_server(ctx: Context) -> dict[str, list[tuple[str, str]]]:
+def volumes_by_server(ctx: Context) -> tuple[dict[str, list[tuple[str, str]]], set[str]]:
     """(device, volume ID) of each server's attached volumes, from cinder's attachments
-    (nova's list names the volumes but not their order)."""
+    (nova's list names the volumes but not their order); and the IDs of the root volumes
+    that --boot-from-volume made."""
     if not ctx.conn.has_service("block-storage"):
-        return {}
+        return {}, set()
     attached: dict[str, list[tuple[str, str]]] = {}
+    roots: set[str] = set()
     bs = sdk.block_storage(ctx.conn)
     for volume in bs.volumes(details=True, all_projects=True, project_id=ctx.project_id):
+        if (volume.metadata or {}).get(ROOT_VOLUME_KEY):
+            roots.add(str(volume.id))
         for attachment in volume.attachments or []:
             server_id = attachment.get("server_id")
             if server_id:
                 device = str(attachment.get("device") or "")
                 attached.setdefault(server_id, []).append((device, str(volume.id)))
-    return {
+    ordered = {
         sid: sorted(found, key=lambda d: _device_order(d[0])) for sid, found in attached.items()
     }
+    return ordered, roots
+
+
+@undoes("root_volume_named")
+def _delete_unattached_volumes_named(conn: Connection, spec: dict[str, Any]) -> None:
+    """A root volume made for a server that was never built; one a server holds is that
+    server's now (nova deletes it with the server)."""
+    bs = sdk.block_storage(conn)
+    for volume in list(bs.volumes(details=True, all_projects=True, name=spec["name"])):
+        if not volume.attachments and volume.status not in ("reserved", "attaching", "in-use"):
+            wait_volume(conn, str(volume.id), {"available", "error"}, f"volume {spec['name']}",
+                        timeout_for(int(volume.size or 1)))  # fmt: skip
+            bs.delete_volume(str(volume.id), force=True)
 
 
 VOLUMES_SCHEMA = records(
@@ -126,8 +154,15 @@ class Server(Kind):
             required=True,
             immutable=True,
         ),
-        # Where the root disk lives: the hypervisor's local disk (from an image), or a volume.
-        Field("boot", {"enum": ["image", "volume"]}, attr=None, wire=None, immutable=True),
+        # Where the root disk lives: the hypervisor's local disk (from an image), a volume
+        # (migrated), or a new volume holding the image-backed root disk (--boot-from-volume).
+        Field(
+            "boot",
+            {"enum": ["image", "volume", "new-volume"]},
+            attr=None,
+            wire=None,
+            immutable=True,
+        ),
         # The NICs, in the order the guest sees them (kept: no ``order``).
         Field(
             "ports",
@@ -209,6 +244,18 @@ class Server(Kind):
     moves_data = True
     mapped_facts = ("addresses", "key_owner", "booted_by", "devices")
     ready_timeout = BUILD_SECONDS
+    claims = ("volume",)  # the root volume --boot-from-volume made
+    remapped_by = frozenset({"boot_from_volume"})
+
+    def remap_params(
+        self, before: dict[str, Any], resource: Resource, switches: frozenset[str]
+    ) -> None:
+        if "boot_from_volume" in switches and resource.params.get("boot") == "image":
+            resource.params["boot"] = "new-volume"
+
+    def claimed(self, resource: Resource) -> set[str]:
+        root = resource.facts.get("root_volume")
+        return {str(root)} if root else set()
 
     # --- reading -----------------------------------------------------------------------
 
@@ -221,13 +268,19 @@ class Server(Kind):
             if g.project_id == ctx.project_id
             for member in g.member_ids or []
         }
-        attached = volumes_by_server(ctx)
+        attached, roots = volumes_by_server(ctx)
         for s in compute.servers(details=True, all_projects=True, project_id=ctx.project_id):
             if (s.name or "").startswith(TMP_PREFIX):
                 continue
             ports = nics(s)
             boot = "image" if s.image and s.image.id else "volume"
-            volumes = self._volumes(ctx, s, attached.get(str(s.id), []), boot)
+            devices = attached.get(str(s.id), [])
+            root = devices[0][1] if boot == "volume" and devices else None
+            if root in roots:
+                boot, devices = "new-volume", devices[1:]
+            else:
+                root = None
+            volumes = self._volumes(ctx, s, devices, boot)
             group = group_of.get(s.id)
             keypair = None
             if s.key_name:
@@ -265,6 +318,7 @@ class Server(Kind):
                         for net, addrs in (s.addresses or {}).items()
                     },
                     devices=[device for device, _ in attached.get(str(s.id), [])],
+                    root_volume=root,
                 )
             )
         return out
@@ -295,6 +349,8 @@ class Server(Kind):
             v.get("boot_index") == 0 for v in p.get("volumes", [])
         ):
             problems.append("it boots from a volume, but names no boot volume (boot_index 0)")
+        if p.get("boot") == "new-volume" and not ctx.conn.has_service("block-storage"):
+            problems.append("--boot-from-volume needs a block storage service (cinder)")
         if p.get("key_name") and not p.get("keypair"):
             problems.append(
                 f"its keypair {p['key_name']!r} is not among the tenant users' keypairs "
@@ -314,6 +370,9 @@ class Server(Kind):
         volumes = len(resource.params.get("volumes", []))
         if resource.params.get("boot") == "volume":
             disk = f"boots from its migrated volume, {volumes} volume(s) in all"
+        elif resource.params.get("boot") == "new-volume":
+            disk = f"root disk by snapshot onto a new volume of {max(1, size // GIB)} GiB"
+            disk += f", {volumes} volume(s) attached" if volumes else ""
         else:
             disk = f"root disk by snapshot ({size / GIB:.0f} GiB at most)" if size else "root disk"
             disk += f", {volumes} volume(s) attached" if volumes else ""
@@ -337,17 +396,22 @@ class Server(Kind):
         tmp = f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}"
         stopped = cutover.stop_source(ctx, resource.cloud_id, resource.label)
         try:
-            image_id = None
+            image_id = root_id = None
             if resource.params.get("boot") != "volume":
                 image_id = self._root_disk(ctx, resource, tmp)
-            server_id = self._boot(ctx, resource, image_id, tmp)
+            if resource.params.get("boot") == "new-volume":
+                assert image_id is not None
+                root_id, image_id = self._root_volume(ctx, resource, image_id, tmp), None
+            server_id = self._boot(ctx, resource, image_id, tmp, root_id)
             self._settle(ctx, resource, server_id)
+            if root_id:
+                self._name_root(ctx, resource, root_id, tmp)
         except Exception as exc:
             if stopped and not is_transient(exc):
                 cutover.restart_source(ctx, resource.cloud_id, resource.label)
             raise
         finally:
-            for suffix in (":src-image", ":dst-image", ":keypair"):
+            for suffix in (":src-image", ":dst-image", ":keypair", ":root-volume"):
                 temporaries.undo(tmp + suffix)
         return server_id
 
@@ -367,7 +431,39 @@ class Server(Kind):
         )
         return image_id
 
-    def _boot(self, ctx: Context, resource: Resource, image_id: str | None, tmp: str) -> str:
+    def _root_volume(self, ctx: Context, resource: Resource, image_id: str, tmp: str) -> str:
+        """--boot-from-volume: the root disk's image onto a new volume of the flavor's disk
+        size (the image's, when larger), in the tenant, marked as this server's root disk."""
+        assert ctx.temporaries is not None
+        what, name = f"server {resource.label}", f"{tmp}-root"
+        image = Glance(ctx.conn).get(image_id)
+        image_bytes = max(int(image.get("virtual_size") or 0), int(image.get("size") or 0))
+        size = max(1, -(-int(resource.facts.get("size") or 0) // GIB), -(-image_bytes // GIB))
+        ctx.temporaries.record(f"{tmp}:root-volume", f"{what}: root volume {name}",
+                               "root_volume_named", {"name": name})  # fmt: skip
+        volume = sdk.block_storage(ctx.project_conn()).create_volume(
+            name=name, size=size, image_id=image_id,
+            metadata={ROOT_VOLUME_KEY: str(resource.cloud_id)},
+        )  # fmt: skip
+        wait_volume(ctx.conn, str(volume.id), {"available"}, f"{what}: root volume from its disk",
+                    timeout_for(size))  # fmt: skip
+        return str(volume.id)
+
+    @staticmethod
+    def _name_root(ctx: Context, resource: Resource, root_id: str, tmp: str) -> None:
+        """The server stands and holds its root volume: named after it, no temporary now."""
+        assert ctx.temporaries is not None
+        sdk.block_storage(ctx.conn).update_volume(root_id, name=f"{resource.identity['name']}-root")
+        ctx.temporaries.keep(f"{tmp}:root-volume")
+
+    def _boot(
+        self,
+        ctx: Context,
+        resource: Resource,
+        image_id: str | None,
+        tmp: str,
+        root_id: str | None = None,
+    ) -> str:
         p = resource.params
         body: dict[str, Any] = {
             "name": resource.identity["name"],
@@ -380,7 +476,7 @@ class Server(Kind):
         }
         if image_id:
             body["imageRef"] = image_id
-        devices = self._block_devices(ctx, p, image_id)
+        devices = self._block_devices(ctx, p, image_id, root_id)
         if devices:
             body["block_device_mapping_v2"] = devices
         if p.get("description"):
@@ -405,14 +501,20 @@ class Server(Kind):
 
     @staticmethod
     def _block_devices(
-        ctx: Context, params: dict[str, Any], image_id: str | None
+        ctx: Context, params: dict[str, Any], image_id: str | None, root_id: str | None = None
     ) -> list[dict[str, Any]]:
-        """The root disk (from the image, or the boot volume) and the volumes in their order;
-        none deleted with the server until it is ACTIVE (see the module's docstring)."""
+        """The root disk (from the image, the boot volume, or the new root volume, which goes
+        with the server like a local disk) and the volumes in their order; no migrated volume
+        is deleted with the server until it is ACTIVE (see the module's docstring)."""
         volumes = params.get("volumes", [])
-        if not volumes:
+        if not volumes and not root_id:
             return []
         devices: list[dict[str, Any]] = []
+        if root_id:
+            devices.append(
+                {"boot_index": 0, "uuid": root_id, "source_type": "volume",
+                 "destination_type": "volume", "delete_on_termination": True}
+            )  # fmt: skip
         if image_id:
             devices.append(
                 {"boot_index": 0, "uuid": image_id, "source_type": "image",

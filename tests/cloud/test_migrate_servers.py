@@ -495,3 +495,53 @@ def test_new_mac_gives_ports_macs_of_their_own_and_everything_follows(
     assert again.exit_code == 0 and "0 write call(s)" in again.output, again.output
     without = migration.verify()  # without the switch: the MACs differ, and verify says so
     assert without.exit_code == 1 and "port" in without.output
+
+
+def test_boot_from_volume_puts_an_image_backed_server_on_a_new_root_volume(
+    lab: Lab, migration: Migration
+) -> None:
+    """--boot-from-volume: the source's root disk (a guest write included) becomes a new
+    volume the destination server boots from, deleted with it as a local disk would be; no
+    temporary is left, verify with the switch is equal, a re-run writes nothing, and verify
+    without it says the server differs."""
+    src = migration.source
+    conn = src.conn
+    image = conn.image.create_image(
+        name=unique_name("img"), data=os.urandom(256 * 1024), disk_format="raw",
+        container_format="bare", allow_duplicates=True,
+    )  # fmt: skip
+    network = conn.network.create_network(name="n")
+    conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="10.66.0.0/24")
+    flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
+    server = _boot(conn, name="vm", flavor_id=flavor.id, image_id=image.id,
+                   networks=[{"uuid": network.id}])  # fmt: skip
+    host = src.admin.compute.get_server(server.id).compute_host
+    disk_file = lab.paths.server_disk(SOURCE, host, server.id)
+    with disk_file.open("r+b") as f:
+        f.seek(4096)
+        f.write(b"vm wrote this")
+    disk = disk_file.read_bytes()
+
+    assert migration.migrate("--boot-from-volume", "--dry-run").exit_code == 0
+    (step,) = [s for s in migration.plan_json("--boot-from-volume")["steps"]
+               if s["kind"] == "server"]  # fmt: skip
+    assert step["action"] == "create" and "onto a new volume of 1 GiB" in step["reason"], step
+    result = migration.migrate("--boot-from-volume")
+    assert result.exit_code == 0, result.output
+    assert "source and destination are equal" in result.output
+    admin, pid = _destination(migration)
+    (moved,) = admin.compute.servers(all_projects=True, project_id=pid)
+    assert not (moved.image and moved.image.id), "it boots from a volume"
+    (attached,) = moved.attached_volumes
+    assert attached["delete_on_termination"] is True, "the root goes with the server"
+    root = sdk.block_storage(admin).get_volume(attached["id"])
+    assert root.name == "vm-root" and root.metadata.get("stackferry_root_disk_of") == server.id
+    assert root.is_bootable
+    with _volume_file(lab, DESTINATION, root.id).open("rb") as f:
+        assert f.read(len(disk)) == disk, "the root volume holds the source's disk"
+    assert leftovers(migration.clouds_yaml) == []
+
+    again = migration.migrate("--boot-from-volume")
+    assert again.exit_code == 0 and "0 write call(s)" in again.output, again.output
+    without = migration.verify()
+    assert without.exit_code == 1 and "server" in without.output, without.output

@@ -11,7 +11,7 @@ from stackferry.engine.context import Context, SourceChanges, Tenant
 from stackferry.engine.journal import Journal
 from stackferry.engine.kind import MARKER_TAG
 from stackferry.engine.model import Resource
-from stackferry.kinds.server import Server, nics
+from stackferry.kinds.server import ROOT_VOLUME_KEY, Server, nics
 
 GIB = 1024**3
 
@@ -108,7 +108,7 @@ def test_a_boot_from_volume_server_reads_its_volumes_in_device_order() -> None:
 
     def volume(vid: str, name: str, device: str) -> SimpleNamespace:
         return SimpleNamespace(
-            id=vid, name=name, attachments=[{"server_id": "srv-1", "device": device}]
+            id=vid, name=name, metadata={}, attachments=[{"server_id": "srv-1", "device": device}]
         )
 
     volumes = [volume("v-2", "logs", "/dev/vdaa"), volume("v-1", "data", "/dev/vdb"),
@@ -127,6 +127,45 @@ def test_a_boot_from_volume_server_reads_its_volumes_in_device_order() -> None:
     ]
     assert resource.facts["devices"] == ["/dev/vda", "/dev/vdb", "/dev/vdaa"]
     assert "boots from its migrated volume, 3 volume(s)" in Server().explain(_ctx(server), resource)
+
+
+def test_boot_from_volume_reads_back_as_the_image_backed_server_it_converted() -> None:
+    """--boot-from-volume: the destination boots from a new root volume stackferry marked;
+    that volume is the server's (claimed, not listed among its volumes), the server reads as
+    boot new-volume, and the switch turns the source's image-backed server into just that,
+    so verify and re-runs find them equal. Without the switch they differ."""
+    root = SimpleNamespace(
+        id="v-root", name="web-root", metadata={ROOT_VOLUME_KEY: "srv-src"},
+        attachments=[{"server_id": "srv-1", "device": "/dev/vda"}],
+    )  # fmt: skip
+    data = SimpleNamespace(
+        id="v-data", name="data", metadata={},
+        attachments=[{"server_id": "srv-1", "device": "/dev/vdb"}],
+    )  # fmt: skip
+    converted = _server(
+        image=SimpleNamespace(id=None),
+        attached_volumes=[{"id": "v-root", "delete_on_termination": True}, {"id": "v-data"}],
+    )  # fmt: skip
+    kind = Server()
+    (current,) = kind.read(_ctx(converted, volumes=[root, data]))
+    assert current.params["boot"] == "new-volume"
+    assert current.params["volumes"] == [
+        {"volume": {"name": "data"}, "delete_on_termination": False, "boot_index": None}
+    ]
+    assert kind.claimed(current) == {"v-root"}
+
+    source_data = SimpleNamespace(
+        id="v-data", name="data", metadata={},
+        attachments=[{"server_id": "srv-1", "device": "/dev/vdb"}],
+    )  # fmt: skip
+    (source,) = kind.read(_ctx(_server(attached_volumes=[{"id": "v-data"}]), volumes=[source_data]))
+    assert source.params["boot"] == "image" and kind.claimed(source) == set()
+    assert kind.changed_fields(source.params, current.params) == {"boot"}
+    kind.remap_params(source.identity, source, frozenset({"new_macs"}))
+    assert source.params["boot"] == "image", "another switch changes nothing here"
+    kind.remap_params(source.identity, source, frozenset({"boot_from_volume"}))
+    assert kind.changed_fields(source.params, current.params) == set()
+    assert "onto a new volume of 2 GiB" in kind.explain(_ctx(converted), source)
 
 
 def test_a_server_stackferry_stopped_is_exported_as_it_was(tmp_path: Path) -> None:
