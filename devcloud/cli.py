@@ -30,10 +30,16 @@ def lab(ctx: click.Context, lab_dir: Path | None) -> None:
 
 @lab.command(help="Install if needed, start both clouds, wait until healthy. Idempotent.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait per step.")
+@click.option(
+    "--ceph",
+    is_flag=True,
+    help="Also a Ceph cluster per cloud, cinder's RBD backend (volume type ceph); kept by "
+    "later up calls.",
+)
 @click.pass_obj
-def up(the_lab: Lab, timeout: float) -> None:
+def up(the_lab: Lab, timeout: float, ceph: bool) -> None:
     try:
-        the_lab.up(timeout)
+        the_lab.up(timeout, with_ceph=ceph)
     except (RuntimeError, TimeoutError, OSError, subprocess.CalledProcessError) as exc:
         console.print(f"[red]lab up failed:[/red] {exc}")
         sys.exit(1)
@@ -67,6 +73,14 @@ def status(the_lab: Lab) -> None:
         console.print(
             f"[{colour}]{'healthy' if state.healthy else 'NOT healthy'}[/{colour}] "
             f"{state.summary()}",
+            highlight=False,
+        )
+    for cluster in the_lab.clusters():
+        ok = cluster.healthy()
+        healthy &= ok
+        colour = "green" if ok else "red"
+        console.print(
+            f"[{colour}]{'healthy' if ok else 'NOT healthy'}[/{colour}] {cluster.summary()}",
             highlight=False,
         )
     console.print(f"clouds.yaml: {the_lab.paths.clouds_yaml}")

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from devcloud import health, infra, install, seed, services
+from devcloud import ceph, health, infra, install, seed, services
 from devcloud.layout import CLOUDS, Cloud, LabPaths, default_lab_dir
 from devcloud.procs import ProcessTable, group_rss_bytes
 
@@ -38,14 +38,27 @@ class Lab:
     def say(self, message: str) -> None:
         self._say(f"[{time.monotonic() - self._t0:5.0f}s] {message}")
 
+    @property
+    def ceph_marker(self) -> Path:
+        """Present once the lab was brought up with Ceph: later ``up`` calls keep it."""
+        return self.paths.root / "ceph.enabled"
+
+    @property
+    def has_ceph(self) -> bool:
+        return self.ceph_marker.exists()
+
+    def clusters(self) -> list[ceph.Cluster]:
+        return ceph.clusters(self.paths, CLOUDS) if self.has_ceph else []
+
     def _context(self, cloud: Cloud) -> services.Context:
-        ctx = services.Context(self.paths, self.procs, cloud)
+        ctx = services.Context(self.paths, self.procs, cloud, ceph=self.has_ceph)
         for path in (ctx.state, ctx.logs, ctx.state / "lock"):
             path.mkdir(parents=True, exist_ok=True)
         return ctx
 
-    def up(self, timeout: float = 600) -> dict[str, float]:
-        """Install if needed and start both clouds; harmless when they already run."""
+    def up(self, timeout: float = 600, with_ceph: bool = False) -> dict[str, float]:
+        """Install if needed and start both clouds; harmless when they already run.
+        ``with_ceph`` adds a Ceph cluster per cloud (kept by later calls)."""
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self.paths.root.chmod(0o755)  # postgres runs as its own user and must reach pg/
         t_install = time.monotonic()
@@ -57,6 +70,11 @@ class Lab:
         infra.start_postgres(self.paths, self.procs)
         infra.start_rabbitmq(self.paths, self.procs)
         self.say("postgres and rabbitmq up")
+        if with_ceph and not self.has_ceph:
+            self._enable_ceph()
+        for cluster in self.clusters():
+            ceph.start(cluster, self.procs, self.say, timeout)
+            self.say(cluster.summary())
         contexts = [self._context(cloud) for cloud in CLOUDS]
         for ctx in contexts:
             services.keystone(ctx)
@@ -77,7 +95,7 @@ class Lab:
             for service in ("glance", "nova", "cinder"):
                 health.wait_api(ctx.cloud, service, timeout)
             state = self._wait_healthy(ctx, timeout)
-            seed.seed_resources(self.paths.clouds_yaml, ctx.cloud)
+            seed.seed_resources(self.paths.clouds_yaml, ctx.cloud, ceph=ctx.ceph)
             self.say(state.summary())
         start_seconds = time.monotonic() - t_start
         timings = {
@@ -91,6 +109,15 @@ class Lab:
             f"OS_CLIENT_CONFIG_FILE={self.paths.clouds_yaml}"
         )
         return timings
+
+    def _enable_ceph(self) -> None:
+        """Packages and bindings once; cinder restarted if it runs without its RBD backend."""
+        if ceph.install(self.say):
+            self.say("ceph packages installed")
+        ceph.link_bindings(self.paths.python)
+        self.ceph_marker.touch()
+        cinder = {f"{cloud.name}-cinder-{s}" for cloud in CLOUDS for s in ("volume", "scheduler")}
+        self.procs.stop(cinder, log=self.say)
 
     def _wait_healthy(self, ctx: services.Context, timeout: float) -> health.Health:
         """Wait for one cloud; restart, once, what died or (half-way) its nova if not healthy.
@@ -146,7 +173,7 @@ class Lab:
 
     def down(self, purge: bool = False) -> None:
         """Stop exactly the processes this lab started, by PID; ``purge`` also drops all state."""
-        infra_names = {"postgres", "rabbitmq", "epmd"}
+        infra_names = {"postgres", "rabbitmq", "epmd"}  # ceph daemons go with the services
         service_names = {e.name for e in self.procs.entries()} - infra_names
         self.procs.stop(service_names, log=self.say)  # first the clients of the infrastructure
         # SIGINT is postgres' "fast" shutdown: clean, without waiting for idle clients.
@@ -172,4 +199,8 @@ class Lab:
         return [health.check(self.paths.clouds_yaml, cloud) for cloud in CLOUDS]
 
     def is_healthy(self) -> bool:
-        return bool(self.procs.entries()) and all(h.healthy for h in self.health())
+        return (
+            bool(self.procs.entries())
+            and all(h.healthy for h in self.health())
+            and all(c.healthy() for c in self.clusters())
+        )

@@ -98,9 +98,12 @@ def seed_identity(clouds_yaml: Path, cloud: Cloud) -> None:
     idn.assign_project_role_to_user(project, user, roles["member"])
 
 
-def seed_resources(clouds_yaml: Path, cloud: Cloud) -> None:
-    """The shared pieces every tenant expects: an external network and a small flavor."""
+def seed_resources(clouds_yaml: Path, cloud: Cloud, ceph: bool = False) -> None:
+    """The shared pieces every tenant expects: an external network and a small flavor; with
+    Ceph, the volume type ``ceph`` (RBD), the default type staying on the file backend."""
     conn = connect(clouds_yaml, cloud.name)
+    if ceph:
+        _volume_types(conn)
     net = conn.network.find_network("public")
     if net is None:
         net = conn.network.create_network(
@@ -119,3 +122,12 @@ def seed_resources(clouds_yaml: Path, cloud: Cloud) -> None:
         )
     if conn.compute.find_flavor("m1.tiny") is None:
         conn.compute.create_flavor(name="m1.tiny", vcpus=1, ram=256, disk=1)
+
+
+def _volume_types(conn: Any) -> None:
+    bs = conn.block_storage
+    default = bs.find_type("__DEFAULT__", ignore_missing=False)
+    if (default.extra_specs or {}).get("volume_backend_name") != "file1":
+        bs.update_type_extra_specs(default, volume_backend_name="file1")
+    if bs.find_type("ceph") is None:
+        bs.create_type(name="ceph", extra_specs={"volume_backend_name": "ceph"})

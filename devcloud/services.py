@@ -32,6 +32,7 @@ class Context:
     paths: LabPaths
     procs: ProcessTable
     cloud: Cloud
+    ceph: bool = False  # the cloud has the lab's Ceph cluster (cinder gets an RBD backend)
 
     @property
     def state(self) -> Path:
@@ -369,9 +370,29 @@ def nova(ctx: Context) -> None:
 
 
 def cinder(ctx: Context) -> None:
+    """Cinder with the file-backed driver (``file1``); with the lab's Ceph, also the RBD
+    driver on the cloud's cluster (``ceph``, pool ``volumes``)."""
     cloud, state = ctx.cloud, ctx.state
     etc = ctx.etc("cinder")
     (etc / "api-paste.ini").write_text((ctx.paths.venv / "etc/cinder/api-paste.ini").read_text())
+    ceph_conf = ctx.paths.root / cloud.name / "ceph" / "ceph.conf"
+    backends: Sections = {
+        "file1": {
+            "volume_driver": "stackferry_lab_plugins.cinder_file.FileVolumeDriver",
+            "volume_backend_name": "file1",
+            "file_volume_dir": state / "cinder-volumes",
+            "image_upload_use_cinder_backend": "false",
+        },
+    }
+    if ctx.ceph:
+        backends["ceph"] = {
+            "volume_driver": "cinder.volume.drivers.rbd.RBDDriver",
+            "volume_backend_name": "ceph",
+            "rbd_pool": "volumes",
+            "rbd_ceph_conf": ceph_conf,
+            "rbd_user": "admin",
+            "rbd_flatten_volume_from_snapshot": "false",
+        }
     conf = write_ini(
         etc / "cinder.conf",
         {
@@ -382,7 +403,7 @@ def cinder(ctx: Context) -> None:
                 "state_path": state / "cinder",
                 "host": f"{cloud.name}-cinder",
                 "my_ip": LOOPBACK,
-                "enabled_backends": "file1",
+                "enabled_backends": ",".join(backends),
                 "default_volume_type": "__DEFAULT__",
                 "glance_api_servers": cloud.url("glance"),
             },
@@ -390,12 +411,7 @@ def cinder(ctx: Context) -> None:
             "oslo_concurrency": {"lock_path": state / "lock"},
             "keystone_authtoken": _authtoken(cloud, "cinder"),
             "nova": _service_user(cloud, "nova"),
-            "file1": {
-                "volume_driver": "stackferry_lab_plugins.cinder_file.FileVolumeDriver",
-                "volume_backend_name": "file1",
-                "file_volume_dir": state / "cinder-volumes",
-                "image_upload_use_cinder_backend": "false",
-            },
+            **backends,
         },
     )
     ctx.once("cinder", [[ctx.bin("cinder-manage"), "--config-file", str(conf), "db", "sync"]])

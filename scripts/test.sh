@@ -12,7 +12,7 @@ source scripts/bootstrap.sh
 if [ "${STACKFERRY_LAB_STOP:-0}" = 1 ]; then
   trap '.venv/bin/python -m devcloud down' EXIT
 fi
-.venv/bin/python -m devcloud up
+.venv/bin/python -m devcloud up --ceph
 set +e
 .venv/bin/pytest "$@"
 rc=$?

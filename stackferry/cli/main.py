@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from openstack import exceptions as sdk_exceptions
@@ -28,6 +29,7 @@ from stackferry.cli.servers import hosts, servers
 from stackferry.cli.usage import usage
 from stackferry.cloud.connection import CallCounter, api_message, connect
 from stackferry.data.archive import Archive
+from stackferry.data.rbd import CephSettings
 from stackferry.data.transfer import DataPlane
 from stackferry.engine import run
 from stackferry.engine.apply import State
@@ -87,20 +89,35 @@ def selection_options(func: F) -> F:
     return click.option("--skip", multiple=True, metavar="KIND", help="Skip these kinds.")(func)
 
 
+# The mapping file's switches, also given as flags: (flag, switch, help).
+SWITCH_FLAGS = (
+    ("--new-mac", "new_macs", "Ports get MAC addresses of their own (clouds sharing a "
+     "layer 2); the mapping file's new_macs: true."),
+    ("--boot-from-volume", "boot_from_volume", "Image-backed servers boot from a new volume "
+     "holding their root disk; the mapping file's boot_from_volume: true."),
+)  # fmt: skip
+
+
 def mapping_option(func: F) -> F:
-    func = click.option(
-        "--new-mac",
-        "new_mac",
-        is_flag=True,
-        help="Ports get MAC addresses of their own (clouds sharing a layer 2); the mapping "
-        "file's new_macs: true. Give it to plan, apply and verify alike.",
-    )(func)
-    return click.option(
-        "--mapping",
-        type=click.Path(path_type=Path, exists=True, dir_okay=False),
-        default=None,
-        help="YAML file renaming projects, domains, users, networks, AZs, flavors.",
-    )(func)
+    """--mapping, and the switches as flags, handed to the command as one ``switches`` set.
+    Give the same to plan, apply and verify: they describe the destination wanted."""
+
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        switches = frozenset(s for flag, s, _ in SWITCH_FLAGS if kwargs.pop(s))
+        return func(*args, switches=switches, **kwargs)
+
+    for flag, switch, text in reversed(SWITCH_FLAGS):
+        command = click.option(flag, switch, is_flag=True, help=text)(command)
+    return cast(
+        F,
+        click.option(
+            "--mapping",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            default=None,
+            help="YAML file renaming projects, domains, users, networks, AZs, flavors.",
+        )(command),
+    )
 
 
 def _filter_names(wd: Workdir, include: str | None, exclude: str | None, keep: set[str]) -> None:
@@ -172,13 +189,14 @@ class Target:
     only: tuple[str, ...]
     skip: tuple[str, ...]
     adopt: tuple[str, ...] = ()
-    new_mac: bool = False
+    switches: frozenset[str] = frozenset()
+    ceph: Path | None = None  # --ceph: the clusters, for volumes' RBD path
 
     def kinds(self, reg: Registry) -> list[Kind]:
         return reg.select(self.only, self.skip)
 
     def load_mapping(self, reg: Registry) -> Mapping:
-        return Mapping.load(self.mapping, reg, frozenset({"new_macs"} if self.new_mac else ()))
+        return Mapping.load(self.mapping, reg, self.switches)
 
 
 @cli.command()
@@ -272,11 +290,23 @@ def _plan(
     adopt = Adoption.parse(reg, [*target.adopt, *mapping.adopt])
     kinds = target.kinds(reg)
     conn = connect(target.dst, counter, "destination")
+    data = DataPlane(ceph=CephSettings.load(target.ceph))
     with on_cloud(target.dst):
-        planned = run.plan(reg, wd, conn, kinds, mapping, adopt, target.dst, options or {})
+        planned = run.plan(reg, wd, conn, kinds, mapping, adopt, target.dst, options or {}, data)
     for note in planned.ctx.notes:
         render.warn(note)
     return reg, wd, planned
+
+
+def ceph_option(func: F) -> F:
+    return click.option(
+        "--ceph",
+        type=click.Path(path_type=Path, exists=True, dir_okay=False),
+        default=None,
+        help="YAML file with access to the source's and destination's Ceph clusters "
+        "(conf, keyring, client, pool, cinder backends): volumes on RBD at both ends move "
+        "cluster to cluster, without glance. Never printed or reported.",
+    )(func)
 
 
 def adopt_option(func: F) -> F:
@@ -297,6 +327,7 @@ def adopt_option(func: F) -> F:
 @mapping_option
 @selection_options
 @adopt_option
+@ceph_option
 @handles_errors
 def plan(
     dst: str,
@@ -304,13 +335,14 @@ def plan(
     show_all: bool,
     workdir: Path,
     mapping: Path | None,
-    new_mac: bool,
+    switches: frozenset[str],
     only: tuple[str, ...],
     skip: tuple[str, ...],
     adopt: tuple[str, ...],
+    ceph: Path | None,
 ) -> None:
     """Compare the workdir with the destination and show what apply would do."""
-    target = Target(dst, workdir, mapping, only, skip, adopt, new_mac)
+    target = Target(dst, workdir, mapping, only, skip, adopt, switches, ceph)
     _, _, planned = _plan(target, CallCounter())
     if fmt == "json":
         click.echo(render.plan_json(planned.plan))
@@ -362,7 +394,7 @@ def _apply(target: Target, how: Run, counter: CallCounter, src: str | None = Non
             "earlier run stopped; the plan above accounts for them"
         )
     with render.StepProgress(planned.plan, how.quiet, data_bytes) as progress:
-        data = DataPlane(source=source, archive=archive, monitor=progress)
+        data = DataPlane(source, archive, progress, planned.ctx.data.ceph)
         try:
             outcome = run.apply(reg, planned, journal, how.parallel, progress, data, how.partial)
         except BaseException:
@@ -434,6 +466,7 @@ def apply_options(func: F) -> F:
         "(they are reported, and the exit code is 1).",
     )(func)
     func = adopt_option(func)
+    func = ceph_option(func)
     func = click.option(
         "--cutover",
         type=click.Choice(["stop", "live"]),
@@ -471,7 +504,7 @@ def apply(
     src: str | None,
     workdir: Path,
     mapping: Path | None,
-    new_mac: bool,
+    switches: frozenset[str],
     only: tuple[str, ...],
     skip: tuple[str, ...],
     parallel: int,
@@ -482,9 +515,10 @@ def apply(
     archive: Path | None,
     verbose: bool,
     cutover: str,
+    ceph: Path | None,
 ) -> None:
     """Carry out the plan: create and update what differs; safe to re-run at any time."""
-    target = Target(dst, workdir, mapping, only, skip, adopt, new_mac)
+    target = Target(dst, workdir, mapping, only, skip, adopt, switches, ceph)
     how = Run(parallel, dry_run, quiet, partial, archive, verbose, cutover)
     ok = _apply(target, how, CallCounter(), src)
     sys.exit(0 if ok else EXIT_FAILED)
@@ -532,13 +566,13 @@ def verify(
     src: str | None,
     workdir: Path,
     mapping: Path | None,
-    new_mac: bool,
+    switches: frozenset[str],
     only: tuple[str, ...],
     skip: tuple[str, ...],
     verbose: bool,
 ) -> None:
     """Compare source and destination field by field; exit 0 only when they are equal."""
-    target = Target(dst, workdir, mapping, only, skip, new_mac=new_mac)
+    target = Target(dst, workdir, mapping, only, skip, switches=switches)
     sys.exit(0 if _verify(target, src, CallCounter(), verbose) else EXIT_FAILED)
 
 
@@ -562,7 +596,7 @@ def migrate(
     calls: bool,
     workdir: Path,
     mapping: Path | None,
-    new_mac: bool,
+    switches: frozenset[str],
     only: tuple[str, ...],
     skip: tuple[str, ...],
     parallel: int,
@@ -573,11 +607,13 @@ def migrate(
     archive: Path | None,
     verbose: bool,
     cutover: str,
+    ceph: Path | None,
 ) -> None:
     """Export, plan, apply and verify in one go: the everyday command. Re-run it after any
     failure or interruption; it continues where the last run stopped."""
     counter = CallCounter()
-    target = Target(dst, workdir, mapping, only, skip, adopt, new_mac)
+    target = Target(dst, workdir, mapping, only, skip, adopt, switches, ceph)
+    CephSettings.load(ceph)  # broken ceph settings: refused before reading
     target.load_mapping(make_registry())  # a broken mapping file: refused before reading
     make_registry().select(only, skip)  # so are contradicting --only/--skip
     _export(src, Tenant(project, domain), include, exclude, workdir, only, skip, counter)

@@ -124,7 +124,10 @@ def plan(
     adopt: Adoption | None = None,
     label: str = "",
     options: dict[str, str] | None = None,
+    data: DataPlane | None = None,
 ) -> Planned:
+    """``data``: what the kinds' checks and explanations may look at (e.g. the ceph
+    settings that choose a volume's path)."""
     assert wd.tenant is not None
     tenant = mapping.tenant(wd.tenant)
     chosen = [k for k in kinds if k.name in wd.resources or k.lookup_only]
@@ -138,6 +141,8 @@ def plan(
         label=label,
         options=dict(options or {}),
     )
+    if data is not None:
+        ctx.data = data
     current = read_destination(_reading_set(registry, chosen), ctx, desired)
     tenant_kind, tenant_key = registry.tenant_kind, registry.tenant_key(tenant)
     tenant_now = (
@@ -229,6 +234,7 @@ def apply(
     conns = {"destination": planned.ctx.conn}
     if planned.ctx.data.source is not None:
         conns["source"] = planned.ctx.data.source
+    planned.ctx.data.bind_clusters(conns)
     planned.ctx.temporaries = Temporaries(journal, conns)
     planned.ctx.source_changes = SourceChanges(journal=journal)
     executor = Executor(

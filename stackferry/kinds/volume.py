@@ -10,6 +10,13 @@ it exists (so a killed run's leftovers are removed by the next run):
       -> read back into another temporary image, whose checksum must equal the source's
       -> metadata, bootable flag and image metadata set, then renamed to its real name.
 
+A volume cinder keeps on Ceph in the source, going to a volume type on Ceph in the destination,
+takes the RBD path instead when the operator gave stackferry both clusters (``--ceph``): the
+destination volume is created empty through cinder under its temporary name (cinder owns it),
+a snapshot of the source's image is sent into its image (``rbd export-diff | import-diff``),
+both images are hashed at that snapshot and compared, the snapshots go, and it is named as
+above. The plan says which path each volume takes, and why.
+
 A destination volume therefore carries its real name only once its bytes verified: a volume
 with that name is complete, whatever happened to the run that made it.
 """
@@ -20,13 +27,14 @@ import contextlib
 import uuid
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from openstack import exceptions
 from openstack.connection import Connection
 
 from stackferry.cloud import catalog, sdk
 from stackferry.cloud.retry import OPERATIONS, is_transient, wait_until
+from stackferry.data import rbd
 from stackferry.data.stream import Digests, Fingerprint, TransferError
 from stackferry.data.volumes import (
     GIB,
@@ -47,8 +55,16 @@ from stackferry.kinds.image import stream_to_temporary_image
 TMP_PREFIX = "stackferry-tmp-"
 # The journal keys of a copy's temporaries: f"{tmp}{suffix}".
 SUFFIXES = (":src-snapshot", ":src-volume", ":src-image", ":dst-image", ":dst-volume",
-            ":check-image")  # fmt: skip
+            ":check-image", ":rbd-src-snap", ":rbd-dst-snap")  # fmt: skip
 T = TypeVar("T")
+
+
+class Stage(Protocol):
+    """One step of a copy, retried on its own."""
+
+    def __call__(self, name: str, call: Callable[[], T]) -> T: ...
+
+
 SETTLED = {"available", "in-use"}
 BUSY = {"uploading", "downloading", "creating", "attaching", "detaching", "backing-up"}
 # Cinder's own keys in a volume's image metadata that name the image in one cloud only.
@@ -71,6 +87,11 @@ def _delete_snapshots_named(conn: Connection, spec: dict[str, Any]) -> None:
         snap_id = str(snap.id)
         _settled(partial(bs.get_snapshot, snap_id), {"creating"}, f"snapshot {spec['name']}")
         bs.delete_snapshot(snap_id, force=True)
+
+
+@undoes("rbd_snapshot")
+def _remove_rbd_snapshot(conn: Connection, spec: dict[str, Any]) -> None:
+    rbd.remove_snapshot(rbd.access_for(conn), spec["image"], spec["snap"])
 
 
 @undoes("volume_named")
@@ -155,6 +176,7 @@ class Volume(Kind):
                     image_id=image_metadata.get("image_id"),
                     snapshot_id=v.snapshot_id,
                     attached_to=sorted(a.get("server_id", "") for a in v.attachments or []),
+                    backends=sorted(catalog.backends_of(v.host)),
                 )
             )
         return out
@@ -196,17 +218,10 @@ class Volume(Kind):
 
         servers = self._stop_servers(ctx, resource)
         try:
-            readable = stage("source", lambda: self._readable_source(ctx, resource, tmp))
-            src_image = stage("upload to image", lambda: self._upload(ctx, resource, readable, tmp))
-            digests, dst_image_id = stage(
-                "stream", lambda: self._stream(ctx, resource, src_image, tmp)
-            )
-            for suffix in (":src-image", ":src-volume", ":src-snapshot"):
-                temporaries.undo(tmp + suffix)  # the source has served; free its space now
-            volume_id = stage(
-                "create from image", lambda: self._from_image(ctx, resource, dst_image_id, tmp)
-            )
-            stage("read back", lambda: self._read_back(ctx, resource, volume_id, digests, tmp))
+            if self.data_path(ctx, resource)[0]:
+                volume_id = self._rbd_copy(ctx, resource, tmp, stage)
+            else:
+                volume_id = self._api_copy(ctx, resource, tmp, stage)
             stage("name", lambda: self._finish(ctx, resource, volume_id))
         except BaseException as exc:
             for suffix in SUFFIXES:
@@ -219,6 +234,112 @@ class Volume(Kind):
         for suffix in (":dst-image", ":check-image"):
             temporaries.undo(tmp + suffix)
         return volume_id
+
+    def _api_copy(self, ctx: Context, resource: Resource, tmp: str, stage: Stage) -> str:
+        """Through the APIs: upload to image, stream, create from image, read back."""
+        assert ctx.temporaries is not None
+        readable = stage("source", lambda: self._readable_source(ctx, resource, tmp))
+        src_image = stage("upload to image", lambda: self._upload(ctx, resource, readable, tmp))
+        digests, dst_image_id = stage("stream", lambda: self._stream(ctx, resource, src_image, tmp))
+        for suffix in (":src-image", ":src-volume", ":src-snapshot"):
+            ctx.temporaries.undo(tmp + suffix)  # the source has served; free its space now
+        volume_id = stage(
+            "create from image", lambda: self._new_volume(ctx, resource, tmp, dst_image_id)
+        )
+        stage("read back", lambda: self._read_back(ctx, resource, volume_id, digests, tmp))
+        return volume_id
+
+    def data_path(self, ctx: Context, resource: Resource) -> tuple[bool, str]:
+        """Whether the bytes go cluster to cluster (RBD), and why or why not: decided from
+        the source volume's cinder backend and the destination type's."""
+        ceph = ctx.data.ceph
+        if ceph.source is None or ceph.destination is None:
+            return False, ""
+        found = set(resource.facts.get("backends") or [])
+        if not found & ceph.source.backends:
+            return False, (
+                f"through glance: its source backend ({', '.join(sorted(found)) or 'unknown'}) "
+                "is not on the source cluster"
+            )
+        volume_type = resource.params.get("volume_type")
+        backend = catalog.volume_type_backend(ctx.conn, ctx.cache, volume_type)
+        if not ceph.destination.serves(backend):
+            return False, (
+                f"through glance: destination type {volume_type or '(default)'} goes to "
+                f"backend {backend or '(any)'}, not to the destination cluster"
+            )
+        return True, "over RBD, cluster to cluster"
+
+    def _rbd_copy(self, ctx: Context, resource: Resource, tmp: str, stage: Stage) -> str:
+        """Cluster to cluster: an empty volume from cinder, the source image's snapshot sent
+        into its image, both hashed at that snapshot."""
+        src, dst, temporaries = ctx.data.ceph.source, ctx.data.ceph.destination, ctx.temporaries
+        assert src is not None and dst is not None and temporaries is not None
+        what, snap = f"volume {resource.label}", rbd.SNAP_PREFIX + tmp.removeprefix(TMP_PREFIX)
+        source_image = src.image(resource.cloud_id)
+        volume_id = stage("create", lambda: self._new_volume(ctx, resource, tmp, None))
+        destination_image = dst.image(volume_id)
+        if not rbd.exists(dst, volume_id):
+            raise RuntimeError(
+                f"{what}: cinder put the new volume elsewhere than pool {dst.pool} of the "
+                "destination cluster: check pool and backends in the --ceph settings"
+            )
+        temporaries.record(f"{tmp}:rbd-src-snap", f"{what}: RBD snapshot {source_image}@{snap}",
+                           "rbd_snapshot", {"image": source_image, "snap": snap},
+                           cloud="source")  # fmt: skip
+        stage("snapshot", lambda: rbd.create_snapshot(src, source_image, snap))
+        temporaries.record(f"{tmp}:rbd-dst-snap", f"{what}: RBD snapshot of {destination_image}",
+                           "rbd_snapshot", {"image": destination_image, "snap": snap})  # fmt: skip
+
+        def send() -> None:
+            if snap in rbd.snapshots(dst, destination_image):
+                return  # a try whose end was lost finished the import: it made the snapshot
+            meter = ctx.data.monitor.start(f"{what} (RBD)", int(resource.params["size"]) * GIB)
+            try:
+                rbd.copy(src, source_image, snap, dst, destination_image, meter.advance)
+            except BaseException:
+                meter.finish(False)
+                raise
+            meter.finish(True)
+
+        stage("copy over RBD", send)
+        images = (source_image, destination_image)
+        stage("check", lambda: self._rbd_check(ctx, resource, *images, snap))
+        for suffix in (":rbd-dst-snap", ":rbd-src-snap"):
+            temporaries.undo(tmp + suffix)
+        return volume_id
+
+    @staticmethod
+    def _rbd_check(
+        ctx: Context, resource: Resource, source_image: str, destination_image: str, snap: str
+    ) -> None:
+        """Both images' bytes at the snapshot, hashed at once; the source's also go to the
+        archive (read once), committed only when they match."""
+        src, dst = ctx.data.ceph.source, ctx.data.ceph.destination
+        assert src is not None and dst is not None
+        archive = (
+            ctx.data.archive.writer(f"volumes/{resource.identity['name'] or resource.id}.raw")
+            if ctx.data.archive is not None
+            else None
+        )
+        try:
+            (want, size), (got, got_size) = rbd.checksums(
+                src, source_image, dst, destination_image, snap,
+                archive.write if archive is not None else None,
+            )  # fmt: skip
+            if (want, size) != (got, got_size):
+                raise TransferError(
+                    f"volume {resource.label}: the destination image holds other bytes than the "
+                    f"source at {snap} (sha256 {want[:12]}... {size} B, got {got[:12]}... "
+                    f"{got_size} B); it is removed with the run's temporaries"
+                )
+        except BaseException:
+            if archive is not None:
+                archive.abort()
+            raise
+        if archive is not None:
+            archive.commit(want, size, kind="volume", name=resource.identity["name"],
+                           source_id=resource.id, path="rbd")  # fmt: skip
 
     @staticmethod
     def _moving_servers(ctx: Context, resource: Resource) -> list[str]:
@@ -239,12 +360,14 @@ class Volume(Kind):
         ]
 
     def explain(self, ctx: Context, resource: Resource) -> str:
-        servers = self._moving_servers(ctx, resource)
-        if not servers:
-            return ""
-        if cutover.mode(ctx) == "live":
-            return "attached to a server that moves: copied while it runs (crash-consistent)"
-        return "attached to a server that moves: copied once that server is stopped"
+        reasons = [self.data_path(ctx, resource)[1]]
+        if self._moving_servers(ctx, resource):
+            reasons.append(
+                "attached to a server that moves: copied while it runs (crash-consistent)"
+                if cutover.mode(ctx) == "live"
+                else "attached to a server that moves: copied once that server is stopped"
+            )
+        return "; ".join(r for r in reasons if r)
 
     def _upload(self, ctx: Context, resource: Resource, readable: str, tmp: str) -> dict[str, Any]:
         """1. The source volume's bytes as a temporary image in the source cloud."""
@@ -264,9 +387,9 @@ class Volume(Kind):
         """2. Streamed into a new temporary image in the destination tenant."""
         return stream_to_temporary_image(ctx, resource, src_image, f"{tmp}:dst-image", "volumes")
 
-    def _from_image(self, ctx: Context, resource: Resource, image_id: str, tmp: str) -> str:
-        """3. The destination volume, under its temporary name, from that image; one that a
-        try whose answer was lost made already is used."""
+    def _new_volume(self, ctx: Context, resource: Resource, tmp: str, image_id: str | None) -> str:
+        """3. The destination volume, under its temporary name, from that image (empty, for
+        the RBD path); one that a try whose answer was lost made already is used."""
         assert ctx.temporaries is not None
         p, what = resource.params, f"volume {resource.label}"
         ctx.temporaries.record(f"{tmp}:dst-volume", f"{what}: destination volume {tmp}",
@@ -280,7 +403,9 @@ class Volume(Kind):
         if made:
             volume_id = str(made[0].id)
         else:
-            attrs = {**self.create_body(ctx, p), "name": tmp, "image_id": image_id}
+            attrs = {**self.create_body(ctx, p), "name": tmp}
+            if image_id is not None:
+                attrs["image_id"] = image_id
             volume_id = str(sdk.block_storage(ctx.project_conn()).create_volume(**attrs).id)
         wait = timeout_for(p["size"])
         wait_volume(ctx.conn, volume_id, {"available"}, f"{what}: create from image", wait)
