@@ -29,14 +29,6 @@ MIB = 1024 * 1024
 FAULTY = "c2-faulty"
 # Where the random faults fall: another seed explores other placements (e.g. to find a race).
 SEED = int(os.environ.get("STACKFERRY_FAULT_SEED", "0"))
-# Known to fail in some runs since stop 17 (2 of 2 CI runs, 1 of 6 here), not yet explained:
-# verify, reading through the faults, finds no user (so no role assignment, no keypairs) that
-# apply had made; and once apply failed an image with "HTTP 404 Image ... not found". Both
-# still run and still assert everything; they do not fail CI until they are fixed.
-FLAKY = pytest.mark.xfail(
-    strict=False,
-    reason="under faults: verify missed a user apply made; an image 404 (see FLAKY)",
-)
 
 
 def _seed(tenant: Tenant, volume: bool = True) -> None:
@@ -104,7 +96,6 @@ def _verify(migration: Migration) -> None:
     assert result.exit_code == 0, result.output
 
 
-@FLAKY
 def test_at_thirty_percent_faults_it_ends_cleanly_and_a_clean_rerun_completes(
     lab: Lab, migration: Migration, tmp_path: Path
 ) -> None:
@@ -160,7 +151,6 @@ LOST_ANSWERS = [
 ]
 
 
-@FLAKY
 def test_at_ten_percent_faults_and_every_kind_of_write_losing_its_answer_once_it_completes(
     lab: Lab, migration: Migration, member_projects: tuple[Tenant, Tenant], tmp_path: Path
 ) -> None:
