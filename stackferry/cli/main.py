@@ -364,8 +364,14 @@ class Run:
     cutover: str = "stop"
 
 
-def _apply(target: Target, how: Run, counter: CallCounter, src: str | None = None) -> bool:
-    reg, wd, planned = _plan(target, counter, {"cutover": how.cutover})
+def _apply(
+    target: Target,
+    how: Run,
+    counter: CallCounter,
+    src: str | None = None,
+    options: dict[str, str] | None = None,
+) -> bool:
+    reg, wd, planned = _plan(target, counter, {"cutover": how.cutover, **(options or {})})
     data_bytes = sum(
         int(s.resource.facts.get("size") or 0) for s in planned.plan.steps if run.moves_data(reg, s)
     )
@@ -407,14 +413,24 @@ def _apply(target: Target, how: Run, counter: CallCounter, src: str | None = Non
     journal.close()
     if how.verbose:
         render.console.print(render.outcome_table(planned.plan, outcome))
-    elif outcome.failed:  # quiet still says what went wrong
-        render.console.print(render.outcome_table(planned.plan, outcome, only_failures=True))
+    else:
+        if outcome.failed:  # quiet still says what went wrong
+            render.console.print(render.outcome_table(planned.plan, outcome, only_failures=True))
+        if State.PROGRESSED in outcome.state.values():  # e.g. each warm pass's bytes
+            render.console.print(render.outcome_table(planned.plan, outcome, only=State.PROGRESSED))
     if not how.quiet and planned.plan.writes_needed:
         render.console.print(render.by_kind(planned.plan, outcome))
     states = [outcome.state.get(s.key) for s in planned.plan.steps]
     summary = ", ".join(
         f"{states.count(x)} {x}"
-        for x in (State.DONE, State.UNCHANGED, State.FAILED, State.BLOCKED, State.CONFLICT)
+        for x in (
+            State.DONE,
+            State.PROGRESSED,
+            State.UNCHANGED,
+            State.FAILED,
+            State.BLOCKED,
+            State.CONFLICT,
+        )
         if states.count(x)
     )
     writes = counter.writes("destination")
@@ -623,6 +639,49 @@ def migrate(
         ok = _verify(target, None, counter, verbose) and ok
     if calls:
         render.console.print(render.calls_table(counter))
+    sys.exit(0 if ok else EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--src", required=True, metavar="CLOUD", help="Source cloud.")
+@click.option("--dst", required=True, metavar="CLOUD", help="Destination cloud.")
+@tenant_options
+@workdir_option
+@mapping_option
+@click.option(
+    "--ceph",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="The clusters (as for migrate --ceph): warm sync works over RBD.",
+)
+@click.option("--parallel", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("-q", "--quiet", is_flag=True, help="No progress, only summaries.")
+@handles_errors
+def sync(
+    src: str,
+    dst: str,
+    project: str,
+    domain: str,
+    include: str | None,
+    exclude: str | None,
+    workdir: Path,
+    mapping: Path | None,
+    switches: frozenset[str],
+    ceph: Path,
+    parallel: int,
+    quiet: bool,
+) -> None:
+    """Warm sync: copy the tenant's volumes on RBD while they are in use, as often as you
+    like; each pass sends only what changed since the last. Nothing is stopped and the
+    destination volumes stay unattached; `migrate` (same workdir, same --ceph) then stops
+    the servers and sends only the last difference. Volumes elsewhere wait for migrate."""
+    counter = CallCounter()
+    target = Target(dst, workdir, mapping, ("volumes",), (), (), switches, ceph)
+    target.load_mapping(make_registry())
+    CephSettings.load(ceph)
+    _export(src, Tenant(project, domain), include, exclude, workdir, ("volumes",), (), counter)
+    how = Run(parallel, False, quiet, False, None, cutover="live")
+    ok = _apply(target, how, counter, src, {"sync": "warm"})
     sys.exit(0 if ok else EXIT_FAILED)
 
 

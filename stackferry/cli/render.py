@@ -132,17 +132,25 @@ def plan_json(plan: Plan) -> str:
     )
 
 
-def outcome_table(plan: Plan, outcome: Outcome, only_failures: bool = False) -> Any:
+def outcome_table(
+    plan: Plan, outcome: Outcome, only_failures: bool = False, only: str | None = None
+) -> Any:
     """What did not succeed, with the cloud's words; with ``only_failures`` False, also what
-    was done (by kind, in ``apply_summary``, unless verbose)."""
+    was done (by kind, in ``apply_summary``, unless verbose); ``only``: steps in that state
+    (e.g. what a warm pass moved forward)."""
     rows = []
     for step in plan.steps:
         state = outcome.state.get(step.key, "?")
-        if state == "unchanged" or (only_failures and state == "done"):
+        if only is not None and state != only:
+            continue
+        if state == "unchanged" or (only_failures and state in ("done", "progressed")):
             continue
         details = outcome.error.get(step.key) or outcome.destination_id.get(step.key, "")
         rows.append((step.resource.kind, _label(step.resource.identity), str(state), details))
-    return _rows("apply: what did not succeed" if only_failures else "apply", rows)
+    title = "apply: what did not succeed" if only_failures else "apply"
+    if only is not None:
+        title = f"apply: {only}"
+    return _rows(title, rows)
 
 
 def by_kind(plan: Plan, outcome: Outcome | None = None) -> Any:

@@ -21,7 +21,6 @@ import hashlib
 import json
 import subprocess
 import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,22 +144,6 @@ class CephSettings:
         return cls(out.get("source"), out.get("destination"))
 
 
-# The settings a connection's cluster is reached with, for undoing a snapshot in a later
-# step or run (temporaries are undone with a connection and a spec that holds no settings).
-_ACCESS: weakref.WeakKeyDictionary[Any, CephAccess] = weakref.WeakKeyDictionary()
-
-
-def register(conn: Any, access: CephAccess) -> None:
-    _ACCESS[conn] = access
-
-
-def access_for(conn: Any) -> CephAccess:
-    access = _ACCESS.get(conn)
-    if access is None:
-        raise LookupError("removing an RBD snapshot needs the ceph settings: give --ceph")
-    return access
-
-
 def _run(access: CephAccess, what: str, *args: str, timeout: float = 300) -> str:
     result = subprocess.run(
         access.argv(*args), capture_output=True, text=True, timeout=timeout, check=False
@@ -210,6 +193,12 @@ def remove_snapshot(access: CephAccess, image: str, snap: str) -> None:
     except RbdError as exc:
         if exc.code != ENOENT:
             raise
+
+
+def rollback(access: CephAccess, image: str, snap: str) -> None:
+    """The image's head back to the snapshot (what a cut-short import-diff wrote goes)."""
+    _run(access, f"rolling {image} back to {snap}", "snap", "rollback", "--no-progress",
+         f"{image}@{snap}", timeout=3600)  # fmt: skip
 
 
 def copy(

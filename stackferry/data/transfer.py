@@ -12,7 +12,6 @@ from typing import Any
 
 from openstack.connection import Connection
 
-from stackferry.data import rbd
 from stackferry.data.archive import Archive
 from stackferry.data.monitor import Monitor, SilentMonitor
 from stackferry.data.rbd import CephSettings
@@ -33,13 +32,6 @@ class DataPlane:
         if self.source is None:
             raise LookupError("moving data needs the source cloud: give --src")
         return self.source
-
-    def bind_clusters(self, conns: dict[str, Connection]) -> None:
-        """Each cloud's connection knows its cluster: an RBD snapshot is undone with it."""
-        for role, conn in conns.items():
-            access = getattr(self.ceph, role, None)
-            if access is not None:
-                rbd.register(conn, access)
 
 
 def transfer(

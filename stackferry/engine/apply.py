@@ -20,7 +20,7 @@ from stackferry.cloud.connection import api_message
 from stackferry.cloud.retry import OPERATIONS, RetryPolicy, wait_until
 from stackferry.engine.context import Context
 from stackferry.engine.journal import Journal
-from stackferry.engine.kind import Kind
+from stackferry.engine.kind import Kind, Progressed
 from stackferry.engine.model import Resource
 from stackferry.engine.plan import WRITES, Action, Plan, Step
 from stackferry.engine.registry import Registry
@@ -35,6 +35,7 @@ class State(StrEnum):
     BLOCKED = "blocked"
     UNCHANGED = "unchanged"
     CONFLICT = "conflict"
+    PROGRESSED = "progressed"  # moved forward, not complete (a warm pass): not a failure
 
 
 class Gate(StrEnum):
@@ -45,6 +46,7 @@ class Gate(StrEnum):
 
 Progress = Callable[[Step, State], None]
 UNSUCCESSFUL = (State.FAILED, State.BLOCKED)
+NOT_THERE = (*UNSUCCESSFUL, State.PROGRESSED)  # what needs it cannot go
 
 
 @dataclass
@@ -113,13 +115,13 @@ class Executor:
                         continue
                     del pending[key]
                     if gate is Gate.BLOCKED:
-                        bad = [k for k in step.needs if outcome.state.get(k) in UNSUCCESSFUL]
+                        bad = [k for k in step.needs if outcome.state.get(k) in NOT_THERE]
                         self._settle(
                             outcome,
                             step,
                             State.BLOCKED,
                             None,
-                            "depends on " + ", ".join(bad) + ", which did not succeed",
+                            "depends on " + ", ".join(bad) + ", which is not complete",
                         )
                         continue
                     self.journal.step_started(
@@ -138,6 +140,8 @@ class Executor:
                     step = running.pop(future)
                     try:
                         destination_id = future.result()
+                    except Progressed as exc:
+                        self._settle(outcome, step, State.PROGRESSED, None, str(exc))
                     except Exception as exc:
                         self._settle(outcome, step, State.FAILED, None, api_message(exc))
                     else:
@@ -155,7 +159,7 @@ class Executor:
         for key in step.needs:
             state = outcome.state.get(key)
             conflict = state == State.CONFLICT and key not in outcome.destination_id
-            if state in UNSUCCESSFUL or conflict:
+            if state in NOT_THERE or conflict:
                 return Gate.BLOCKED
             if key in pending or key in in_flight:
                 return Gate.WAIT
@@ -243,7 +247,7 @@ class Executor:
             outcome.destination_id[step.key] = destination_id
         if error:
             outcome.error[step.key] = error
-        if state in (State.DONE, State.FAILED):  # the step was started: close its journal record
+        if state in (State.DONE, State.FAILED, State.PROGRESSED):  # started: close its record
             self.journal.step_finished(step.key, state, destination_id, error)
         else:
             self.journal.step_skipped(

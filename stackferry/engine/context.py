@@ -107,6 +107,28 @@ class SourceChanges:
             self._recorded.pop(key, None)
 
 
+class Kept:
+    """What a kind keeps between runs, by key (see ``Journal.keep``): written to the journal
+    during apply; a read-only copy of it for plan (writing there is a mistake)."""
+
+    def __init__(
+        self, recorded: dict[str, dict[str, Any]] | None = None, journal: Journal | None = None
+    ) -> None:
+        self._recorded = dict(recorded or {})
+        self._journal = journal
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if self._journal is not None:
+            return self._journal.kept(key)
+        found = self._recorded.get(key)
+        return dict(found) if found is not None else None
+
+    def put(self, key: str, value: dict[str, Any] | None) -> None:
+        if self._journal is None:
+            raise RuntimeError("only apply keeps state between runs: it has the journal")
+        self._journal.keep(key, value)
+
+
 @dataclass
 class Context:
     """One cloud as a kind sees it: a connection, the tenant, and the ID index so far."""
@@ -128,6 +150,7 @@ class Context:
     # The source resources this run creates in the destination, as SourceChanges keys: a
     # kind can tell whether something it touches moves too (a volume's server).
     creating: frozenset[str] = frozenset()
+    kept: Kept = field(default_factory=Kept)  # work that spans runs
     _project_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def will_create(self, kind: str, source_id: str) -> bool:

@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS source_changes (
     changed_at TEXT NOT NULL,
     restored_at TEXT
 );
+CREATE TABLE IF NOT EXISTS kept (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS steps (
     run_id INTEGER NOT NULL REFERENCES runs(id),
     key TEXT NOT NULL,
@@ -151,6 +156,34 @@ class Journal:
             return {str(k): json.loads(b) for k, b in db.execute(SOURCE_CHANGES_QUERY)}
 
         return Journal._read_only(path, read, {})
+
+    @staticmethod
+    def kept_at(path: Path) -> dict[str, dict[str, Any]]:
+        """What kinds keep between runs (see ``keep``), read-only: for ``plan``."""
+
+        def read(db: sqlite3.Connection, tables: set[str]) -> dict[str, dict[str, Any]]:
+            if "kept" not in tables:
+                return {}
+            return {str(k): json.loads(v) for k, v in db.execute("SELECT key, value FROM kept")}
+
+        return Journal._read_only(path, read, {})
+
+    def kept(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM kept WHERE key = ?", (key,)).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def keep(self, key: str, value: dict[str, Any] | None) -> None:
+        """Work that spans runs (a volume's warm sync: its destination volume, the snapshot
+        both sides hold): written before the step it describes acts on it; None forgets."""
+        with self._lock:
+            if value is None:
+                self._db.execute("DELETE FROM kept WHERE key = ?", (key,))
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO kept (key, value, updated_at) VALUES (?, ?, ?)",
+                    (key, json.dumps(value, sort_keys=True), _now()),
+                )
 
     def source_changes(self) -> dict[str, dict[str, Any]]:
         """The same, from this open journal (apply's)."""

@@ -34,6 +34,11 @@ from stackferry.engine.model import Params, Resource
 MARKER_TAG = "stackferry"
 
 
+class Progressed(Exception):
+    """A step moved its resource forward without completing it (a warm pass of a volume's
+    copy): not a failure; a later run completes it. The message says how far it got."""
+
+
 class Ownership(StrEnum):
     """What a destination resource itself says about who made it."""
 

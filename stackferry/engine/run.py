@@ -13,7 +13,7 @@ from openstack.connection import Connection
 from stackferry.cloud.connection import is_admin
 from stackferry.data.transfer import DataPlane
 from stackferry.engine.apply import Executor, Outcome, Progress
-from stackferry.engine.context import Context, SourceChanges, Tenant
+from stackferry.engine.context import Context, Kept, SourceChanges, Tenant
 from stackferry.engine.journal import Journal
 from stackferry.engine.kind import Kind
 from stackferry.engine.mapping import Mapping
@@ -143,6 +143,7 @@ def plan(
     )
     if data is not None:
         ctx.data = data
+    ctx.kept = Kept(Journal.kept_at(wd.journal_path))
     current = read_destination(_reading_set(registry, chosen), ctx, desired)
     tenant_kind, tenant_key = registry.tenant_kind, registry.tenant_key(tenant)
     tenant_now = (
@@ -234,9 +235,9 @@ def apply(
     conns = {"destination": planned.ctx.conn}
     if planned.ctx.data.source is not None:
         conns["source"] = planned.ctx.data.source
-    planned.ctx.data.bind_clusters(conns)
     planned.ctx.temporaries = Temporaries(journal, conns)
     planned.ctx.source_changes = SourceChanges(journal=journal)
+    planned.ctx.kept = Kept(journal=journal)
     executor = Executor(
         registry,
         planned.ctx,

@@ -46,7 +46,7 @@ from stackferry.data.volumes import (
 )
 from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
-from stackferry.engine.kind import Field, Kind
+from stackferry.engine.kind import Field, Kind, Progressed
 from stackferry.engine.model import Resource, identity_key
 from stackferry.engine.temporaries import undoes
 from stackferry.kinds import cutover
@@ -55,7 +55,7 @@ from stackferry.kinds.image import stream_to_temporary_image
 TMP_PREFIX = "stackferry-tmp-"
 # The journal keys of a copy's temporaries: f"{tmp}{suffix}".
 SUFFIXES = (":src-snapshot", ":src-volume", ":src-image", ":dst-image", ":dst-volume",
-            ":check-image", ":rbd-src-snap", ":rbd-dst-snap")  # fmt: skip
+            ":check-image")  # fmt: skip
 T = TypeVar("T")
 
 
@@ -89,9 +89,31 @@ def _delete_snapshots_named(conn: Connection, spec: dict[str, Any]) -> None:
         bs.delete_snapshot(snap_id, force=True)
 
 
-@undoes("rbd_snapshot")
-def _remove_rbd_snapshot(conn: Connection, spec: dict[str, Any]) -> None:
-    rbd.remove_snapshot(rbd.access_for(conn), spec["image"], spec["snap"])
+SYNC_PREFIX = f"{TMP_PREFIX}sync-"  # a destination volume a warm sync keeps up to date
+
+
+def sync_key(resource: Resource) -> str:
+    """Where the journal keeps a volume's sync over RBD (by its source ID)."""
+    return f"rbd-sync:{resource.cloud_id}"
+
+
+def _volume_exists(bs: Any, volume_id: str) -> bool:
+    try:
+        bs.get_volume(volume_id)
+    except exceptions.NotFoundException:
+        return False
+    return True
+
+
+def _delete_volume(bs: Any, volume_id: str) -> None:
+    """Deleted, and waited for until cinder has no such volume (one made next under the
+    same name is then never mistaken for it)."""
+    fetch = partial(bs.get_volume, volume_id)
+    with contextlib.suppress(exceptions.NotFoundException):
+        _settled(fetch, {"creating", "downloading", "uploading"}, f"volume {volume_id}")
+        bs.delete_volume(volume_id, force=True)
+        _settled(fetch, {"deleting", "available", "error", "error_deleting"},
+                 f"volume {volume_id} to go")  # fmt: skip
 
 
 @undoes("volume_named")
@@ -216,13 +238,20 @@ class Volume(Kind):
         def stage(name: str, call: Callable[[], T]) -> T:
             return OPERATIONS.run(call, f"{what}: {name}")
 
+        over_rbd = self.data_path(ctx, resource)[0]
+        if ctx.options.get("sync") == "warm":
+            if not over_rbd:
+                raise Progressed("not on the RBD path: copied whole at the cutover")
+            self._rbd_copy(ctx, resource, stage)  # one warm pass: raises Progressed
         servers = self._stop_servers(ctx, resource)
         try:
-            if self.data_path(ctx, resource)[0]:
-                volume_id = self._rbd_copy(ctx, resource, tmp, stage)
+            if over_rbd:
+                volume_id = self._rbd_copy(ctx, resource, stage)
             else:
                 volume_id = self._api_copy(ctx, resource, tmp, stage)
             stage("name", lambda: self._finish(ctx, resource, volume_id))
+            if over_rbd:
+                ctx.kept.put(sync_key(resource), None)  # named: complete, nothing to follow
         except BaseException as exc:
             for suffix in SUFFIXES:
                 temporaries.undo(tmp + suffix)
@@ -270,44 +299,140 @@ class Volume(Kind):
             )
         return True, "over RBD, cluster to cluster"
 
-    def _rbd_copy(self, ctx: Context, resource: Resource, tmp: str, stage: Stage) -> str:
-        """Cluster to cluster: an empty volume from cinder, the source image's snapshot sent
-        into its image, both hashed at that snapshot."""
-        src, dst, temporaries = ctx.data.ceph.source, ctx.data.ceph.destination, ctx.temporaries
-        assert src is not None and dst is not None and temporaries is not None
-        what, snap = f"volume {resource.label}", rbd.SNAP_PREFIX + tmp.removeprefix(TMP_PREFIX)
-        source_image = src.image(resource.cloud_id)
-        volume_id = stage("create", lambda: self._new_volume(ctx, resource, tmp, None))
-        destination_image = dst.image(volume_id)
-        if not rbd.exists(dst, volume_id):
-            raise RuntimeError(
-                f"{what}: cinder put the new volume elsewhere than pool {dst.pool} of the "
-                "destination cluster: check pool and backends in the --ceph settings"
-            )
-        temporaries.record(f"{tmp}:rbd-src-snap", f"{what}: RBD snapshot {source_image}@{snap}",
-                           "rbd_snapshot", {"image": source_image, "snap": snap},
-                           cloud="source")  # fmt: skip
-        stage("snapshot", lambda: rbd.create_snapshot(src, source_image, snap))
-        temporaries.record(f"{tmp}:rbd-dst-snap", f"{what}: RBD snapshot of {destination_image}",
-                           "rbd_snapshot", {"image": destination_image, "snap": snap})  # fmt: skip
-
-        def send() -> None:
-            if snap in rbd.snapshots(dst, destination_image):
-                return  # a try whose end was lost finished the import: it made the snapshot
-            meter = ctx.data.monitor.start(f"{what} (RBD)", int(resource.params["size"]) * GIB)
-            try:
-                rbd.copy(src, source_image, snap, dst, destination_image, meter.advance)
-            except BaseException:
-                meter.finish(False)
-                raise
-            meter.finish(True)
-
-        stage("copy over RBD", send)
-        images = (source_image, destination_image)
-        stage("check", lambda: self._rbd_check(ctx, resource, *images, snap))
-        for suffix in (":rbd-dst-snap", ":rbd-src-snap"):
-            temporaries.undo(tmp + suffix)
+    def _rbd_copy(self, ctx: Context, resource: Resource, stage: Stage) -> str:
+        """Cluster to cluster, in passes (``_rbd_pass``); the journal keeps where they are,
+        so a kill or a failure costs at most the pass it hit. Warm (``stackferry sync``):
+        one pass and no more. Cutover: a last pass (only what changed since the warm ones),
+        both images hashed at its snapshot, the snapshots removed, the volume named."""
+        src, dst = ctx.data.ceph.source, ctx.data.ceph.destination
+        assert src is not None and dst is not None
+        key = sync_key(resource)
+        try:
+            state = stage("copy over RBD", lambda: self._rbd_pass(ctx, resource, key))
+            if ctx.options.get("sync") == "warm":
+                raise Progressed(
+                    f"warm pass {state['passes']}: {state['sent']} bytes sent (the volume "
+                    "follows its source; the cutover sends what changed since)"
+                )
+            volume_id, snap = str(state["volume_id"]), str(state["base"])
+            images = (src.image(resource.cloud_id), dst.image(volume_id))
+            stage("check", lambda: self._rbd_check(ctx, resource, *images, snap))
+        except Progressed:
+            raise
+        except BaseException as exc:
+            if not is_transient(exc) and not isinstance(exc, KeyboardInterrupt):
+                self._rbd_forget(ctx, resource, key)  # a copy proven wrong starts afresh
+            raise
+        for access, image in ((src, images[0]), (dst, images[1])):
+            rbd.remove_snapshot(access, image, snap)
+        ctx.kept.put(key, {**state, "base": None})
         return volume_id
+
+    def _rbd_pass(self, ctx: Context, resource: Resource, key: str) -> dict[str, Any]:
+        """Snapshot the source image and send what changed since the last pass's snapshot
+        (everything, the first time) into the destination volume's image; then the older
+        snapshot goes from both. What a pass is about to make is kept before it exists: a
+        pass cut short is undone (the destination rolled back to the last snapshot both hold,
+        or made afresh) before the next, so no image holds half a difference."""
+        src, dst = ctx.data.ceph.source, ctx.data.ceph.destination
+        assert src is not None and dst is not None
+        bs = sdk.block_storage(ctx.conn)
+        source_image = src.image(resource.cloud_id)
+        state = ctx.kept.get(key) or {}
+        volume_id = state.get("volume_id")
+        if volume_id and not _volume_exists(bs, volume_id):
+            state, volume_id = {}, None  # removed meanwhile: from the start
+        if state.get("pending"):
+            state = self._undo_pass(ctx, resource, key, state)
+            volume_id = state.get("volume_id")
+        if volume_id is None:
+            name = f"{SYNC_PREFIX}{resource.cloud_id}"
+            state = {"name": name, "passes": 0}
+            ctx.kept.put(key, state)
+            volume_id = self._new_volume(ctx, resource, name, None, temporary=False)
+            state["volume_id"] = volume_id
+            ctx.kept.put(key, state)
+            if not rbd.exists(dst, volume_id):
+                raise RuntimeError(
+                    f"volume {resource.label}: cinder put the new volume elsewhere than pool "
+                    f"{dst.pool} of the destination cluster: check pool and backends in --ceph"
+                )
+        destination_image, base = dst.image(volume_id), state.get("base")
+        passes = int(state.get("passes") or 0) + 1
+        snap = f"{rbd.SNAP_PREFIX}sync-{passes}"
+        state = {**state, "pending": snap}
+        ctx.kept.put(key, state)
+        rbd.create_snapshot(src, source_image, snap)
+        what = f"volume {resource.label} (RBD{', incremental' if base else ''})"
+        meter = ctx.data.monitor.start(what, int(resource.params["size"]) * GIB)
+        try:
+            sent = rbd.copy(src, source_image, snap, dst, destination_image, meter.advance, base)
+        except BaseException:
+            meter.finish(False)
+            raise
+        meter.finish(True)
+        return self._passed(ctx, resource, key, state, sent)
+
+    def _passed(
+        self, ctx: Context, resource: Resource, key: str, state: dict[str, Any], sent: int | None
+    ) -> dict[str, Any]:
+        """Both images hold the pending snapshot: it is the new base; the old one goes."""
+        src, dst = ctx.data.ceph.source, ctx.data.ceph.destination
+        assert src is not None and dst is not None
+        images = ((src, src.image(resource.cloud_id)),
+                  (dst, dst.image(str(state["volume_id"]))))  # fmt: skip
+        if state.get("base"):
+            for access, image in images:
+                rbd.remove_snapshot(access, image, str(state["base"]))
+        state = {**state, "base": state["pending"], "pending": None,
+                 "passes": int(state.get("passes") or 0) + 1, "sent": sent}  # fmt: skip
+        ctx.kept.put(key, state)
+        return state
+
+    def _undo_pass(
+        self, ctx: Context, resource: Resource, key: str, state: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A pass was cut short. Finished, only not recorded: recorded now. Else its snapshot
+        goes, and the destination goes back to the last snapshot both hold (none: the
+        destination volume is made afresh)."""
+        src, dst = ctx.data.ceph.source, ctx.data.ceph.destination
+        assert src is not None and dst is not None
+        pending, base = str(state["pending"]), state.get("base")
+        source_image = src.image(resource.cloud_id)
+        volume_id = state.get("volume_id")
+        destination_image = dst.image(str(volume_id)) if volume_id else None
+        on_source = pending in rbd.snapshots(src, source_image)
+        on_destination = (
+            bool(destination_image)
+            and rbd.exists(dst, str(volume_id))
+            and (pending in rbd.snapshots(dst, str(destination_image)))
+        )
+        if on_source and on_destination:
+            return self._passed(ctx, resource, key, state, None)
+        rbd.remove_snapshot(src, source_image, pending)
+        if destination_image and base:
+            rbd.rollback(dst, destination_image, str(base))
+            state = {**state, "pending": None}
+        else:
+            if volume_id:
+                _delete_volume(sdk.block_storage(ctx.conn), str(volume_id))
+            state = {"name": state.get("name"), "passes": 0}
+        ctx.kept.put(key, state)
+        return state
+
+    def _rbd_forget(self, ctx: Context, resource: Resource, key: str) -> None:
+        """Drop a sync: its snapshots on the source, its destination volume, its record."""
+        state = ctx.kept.get(key)
+        src = ctx.data.ceph.source
+        if not state or src is None:
+            return
+        with contextlib.suppress(Exception):
+            for snap in (state.get("base"), state.get("pending")):
+                if snap:
+                    rbd.remove_snapshot(src, src.image(resource.cloud_id), str(snap))
+            if state.get("volume_id"):
+                _delete_volume(sdk.block_storage(ctx.conn), str(state["volume_id"]))
+            ctx.kept.put(key, None)
 
     @staticmethod
     def _rbd_check(
@@ -360,7 +485,13 @@ class Volume(Kind):
         ]
 
     def explain(self, ctx: Context, resource: Resource) -> str:
-        reasons = [self.data_path(ctx, resource)[1]]
+        over_rbd, why = self.data_path(ctx, resource)
+        reasons = [why]
+        warm = ctx.kept.get(sync_key(resource)) if over_rbd else None
+        if warm and warm.get("base"):
+            reasons.append(
+                f"warm: {warm.get('passes')} pass(es) done, the cutover sends what changed since"
+            )
         if self._moving_servers(ctx, resource):
             reasons.append(
                 "attached to a server that moves: copied while it runs (crash-consistent)"
@@ -387,18 +518,26 @@ class Volume(Kind):
         """2. Streamed into a new temporary image in the destination tenant."""
         return stream_to_temporary_image(ctx, resource, src_image, f"{tmp}:dst-image", "volumes")
 
-    def _new_volume(self, ctx: Context, resource: Resource, tmp: str, image_id: str | None) -> str:
+    def _new_volume(
+        self,
+        ctx: Context,
+        resource: Resource,
+        tmp: str,
+        image_id: str | None,
+        temporary: bool = True,
+    ) -> str:
         """3. The destination volume, under its temporary name, from that image (empty, for
         the RBD path); one that a try whose answer was lost made already is used."""
         assert ctx.temporaries is not None
         p, what = resource.params, f"volume {resource.label}"
-        ctx.temporaries.record(f"{tmp}:dst-volume", f"{what}: destination volume {tmp}",
-                               "volume_named", {"name": tmp})  # fmt: skip
+        if temporary:  # else the journal keeps it otherwise (a warm sync's volume)
+            ctx.temporaries.record(f"{tmp}:dst-volume", f"{what}: destination volume {tmp}",
+                                   "volume_named", {"name": tmp})  # fmt: skip
         bs = sdk.block_storage(ctx.conn)
         made = [
             v
             for v in bs.volumes(details=True, all_projects=True, name=tmp)
-            if not str(v.status).startswith("error")
+            if not str(v.status).startswith("error") and v.status != "deleting"
         ]
         if made:
             volume_id = str(made[0].id)
