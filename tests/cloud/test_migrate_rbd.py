@@ -110,9 +110,16 @@ def test_a_volume_on_ceph_moves_cluster_to_cluster_and_one_elsewhere_through_the
     assert steps["fast"]["reason"] == "over RBD, cluster to cluster", steps["fast"]
     assert steps["slow"]["reason"].startswith("through glance: its source backend (file1"), steps
 
-    result = migration.migrate("--ceph", str(ceph_settings))
+    archive = ceph_settings.parent / "archive"
+    result = migration.migrate("--ceph", str(ceph_settings), "--archive", str(archive))
     assert result.exit_code == 0, result.output
     assert "source and destination are equal" in result.output
+    kept = (archive / "volumes" / "fast.raw").read_bytes()
+    assert hashlib.sha256(kept).hexdigest() == _image_sha256(src, mixed["fast"]), "archived"
+    assert (
+        f"{_image_sha256(src, mixed['fast'])}  volumes/fast.raw"
+        in (archive / "SHA256SUMS").read_text()
+    )
 
     admin = connect(migration.clouds_yaml, DESTINATION.name)
     project = sdk.identity(admin).find_project(
