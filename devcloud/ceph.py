@@ -84,8 +84,11 @@ class Cluster:
         health = json.loads(self.ceph("health", "--format", "json", timeout=20))
         pgs = json.loads(self.ceph("pg", "stat", "--format", "json", timeout=20))
         summary = pgs.get("pg_summary", pgs)
+        # active+clean, whatever else they do meanwhile (snaptrim after a snapshot went, scrub)
         clean = sum(
-            s["num"] for s in summary.get("num_pg_by_state", []) if s["name"] == "active+clean"
+            s["num"]
+            for s in summary.get("num_pg_by_state", [])
+            if {"active", "clean"} <= set(s["name"].split("+"))
         )
         osds = json.loads(self.ceph("osd", "stat", "--format", "json", timeout=20))
         return {
@@ -300,6 +303,23 @@ def _osds_up(cluster: Cluster) -> bool:
         return False
 
 
+HOST_CEPH = Path("/etc/ceph")
+
+
+def host_keyring(cluster: Cluster) -> Path:
+    """Where os-brick (cinder's upload of an RBD volume to an image, nova's attach) looks for
+    the keyring of a cluster named after the cloud: linked to the lab's, as a real host has
+    its keyrings in /etc/ceph."""
+    link = HOST_CEPH / f"{cluster.cloud.name}.client.admin.keyring"
+    HOST_CEPH.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        if link.resolve() == cluster.keyring.resolve():
+            return link
+        link.unlink()
+    link.symlink_to(cluster.keyring)
+    return link
+
+
 def start(cluster: Cluster, procs: ProcessTable, say: Say, timeout: float) -> None:
     """Bootstrap the cluster the first time; afterwards start what is not running, on its
     data. Waits for HEALTH_OK with every placement group active+clean."""
@@ -307,4 +327,5 @@ def start(cluster: Cluster, procs: ProcessTable, say: Say, timeout: float) -> No
         _bootstrap(cluster, procs, say, timeout)
     else:
         _start_daemons(cluster, procs)
+    host_keyring(cluster)
     _wait(cluster.healthy, f"{cluster.cloud.name} ceph health", timeout)

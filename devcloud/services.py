@@ -391,6 +391,9 @@ def cinder(ctx: Context) -> None:
             "rbd_pool": "volumes",
             "rbd_ceph_conf": ceph_conf,
             "rbd_user": "admin",
+            # os-brick finds the keyring at /etc/ceph/CLUSTER.client.USER.keyring, as on real
+            # hosts (see devcloud.ceph.host_keyring): a cluster name per cloud keeps them apart
+            "rbd_cluster_name": cloud.name,
             "rbd_flatten_volume_from_snapshot": "false",
         }
     conf = write_ini(

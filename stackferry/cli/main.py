@@ -426,6 +426,7 @@ def _apply(
         for x in (
             State.DONE,
             State.PROGRESSED,
+            State.WAITING,
             State.UNCHANGED,
             State.FAILED,
             State.BLOCKED,

@@ -36,6 +36,7 @@ class State(StrEnum):
     UNCHANGED = "unchanged"
     CONFLICT = "conflict"
     PROGRESSED = "progressed"  # moved forward, not complete (a warm pass): not a failure
+    WAITING = "waiting"  # needs what only progressed: made by the run that completes it
 
 
 class Gate(StrEnum):
@@ -46,7 +47,7 @@ class Gate(StrEnum):
 
 Progress = Callable[[Step, State], None]
 UNSUCCESSFUL = (State.FAILED, State.BLOCKED)
-NOT_THERE = (*UNSUCCESSFUL, State.PROGRESSED)  # what needs it cannot go
+NOT_THERE = (*UNSUCCESSFUL, State.PROGRESSED, State.WAITING)  # what needs it cannot go
 
 
 @dataclass
@@ -116,12 +117,15 @@ class Executor:
                     del pending[key]
                     if gate is Gate.BLOCKED:
                         bad = [k for k in step.needs if outcome.state.get(k) in NOT_THERE]
+                        failed = [k for k in bad if outcome.state.get(k) in UNSUCCESSFUL]
                         self._settle(
                             outcome,
                             step,
-                            State.BLOCKED,
+                            State.BLOCKED if failed else State.WAITING,
                             None,
-                            "depends on " + ", ".join(bad) + ", which is not complete",
+                            "depends on "
+                            + ", ".join(failed or bad)
+                            + (", which did not succeed" if failed else ", not complete yet"),
                         )
                         continue
                     self.journal.step_started(

@@ -9,8 +9,9 @@ import pytest
 from openstack import exceptions
 
 from stackferry.engine.apply import Executor
+from stackferry.engine.context import Kept
 from stackferry.engine.journal import Journal
-from stackferry.engine.kind import Kind, RefSpec
+from stackferry.engine.kind import Kind, Progressed, RefSpec
 from stackferry.engine.model import Resource, identity_key
 from stackferry.engine.plan import Adoption, Owners, Step, make_plan, read_destination
 from stackferry.engine.registry import Registry
@@ -296,6 +297,39 @@ def test_a_look_that_fails_transiently_after_a_lost_answer_is_tried_again(tmp_pa
     _, outcome, _ = run(tmp_path, cloud, [box("flaky")], box=FlakyLook(cloud), item=Item(cloud))
     assert outcome.state[box("flaky").key] == "done", outcome.error
     assert len(reads) >= 3 and len(cloud.of_kind("box")) == 1
+
+
+def test_a_step_that_progressed_is_not_a_failure_but_what_needs_it_waits(tmp_path: Path) -> None:
+    """A warm pass moves a resource forward without completing it: the step says how far,
+    the run does not fail, and what references it is blocked, not made on a half thing."""
+
+    class Warm(Box):
+        def create(self, ctx, resource):
+            raise Progressed("warm pass 1: 42 bytes sent")
+
+    cloud = FakeCloud()
+    _, outcome, journal = run(
+        tmp_path, cloud, [box("b"), item("b", "i")], box=Warm(cloud), item=Item(cloud)
+    )
+    assert outcome.state[box("b").key] == "progressed"
+    assert outcome.error[box("b").key] == "warm pass 1: 42 bytes sent"
+    assert outcome.state[item("b", "i").key] == "waiting" and not outcome.failed
+    assert "not complete yet" in outcome.error[item("b", "i").key]
+    assert [r.state for r in journal.steps() if r.key == box("b").key] == ["progressed"]
+
+
+def test_what_a_kind_keeps_between_runs_is_in_the_journal(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite")
+    kept = Kept(journal=journal)
+    kept.put("rbd-sync:v-1", {"base": "s1", "passes": 1})
+    assert Kept(Journal.kept_at(tmp_path / "journal.sqlite")).get("rbd-sync:v-1") == {
+        "base": "s1",
+        "passes": 1,
+    }
+    with pytest.raises(RuntimeError):
+        Kept({}).put("x", {})  # plan reads, never writes
+    kept.put("rbd-sync:v-1", None)
+    assert kept.get("rbd-sync:v-1") is None and Journal.kept_at(tmp_path / "nothing") == {}
 
 
 def test_temporaries_recorded_under_an_id_a_step_reported_done_are_kept(tmp_path: Path) -> None:
