@@ -37,16 +37,34 @@ def run_measured(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, 
     return proc.returncode, time.monotonic() - start, peak / 1024
 
 
-def migrate(clouds_yaml: Path, project: str, workdir: Path, *extra: str) -> dict[str, Any]:
-    """``stackferry migrate`` of ``project`` from the lab's source to its destination, in a
-    process of its own: wall seconds, its peak RSS (MiB) and its apply report."""
-    argv = [sys.executable, "-m", "stackferry.cli", "migrate", "--src", SOURCE.name,
+def stackferry(
+    command: str, clouds_yaml: Path, project: str, workdir: Path, *extra: str
+) -> dict[str, Any]:
+    """``stackferry COMMAND`` (migrate, sync) of ``project`` from the lab's source to its
+    destination, in a process of its own: wall seconds, its peak RSS (MiB) and the report of
+    its last apply."""
+    argv = [sys.executable, "-m", "stackferry.cli", command, "--src", SOURCE.name,
             "--dst", DESTINATION.name, "--project", project, "--workdir", str(workdir),
             "-q", *extra]  # fmt: skip
     env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds_yaml))
-    log = workdir.with_suffix(".log")
+    log = workdir.with_name(f"{workdir.name}.{command}.log")
     code, wall, rss_mib = run_measured(argv, env, log)
     if code != 0:
-        sys.exit(f"migrate failed (exit {code}):\n{log.read_text()}")
+        sys.exit(f"{command} failed (exit {code}):\n{log.read_text()}")
     report = json.loads(sorted((workdir / "reports").glob("apply-*.json"))[-1].read_text())
     return {"wall": wall, "rss_mib": rss_mib, "report": report}
+
+
+def migrate(clouds_yaml: Path, project: str, workdir: Path, *extra: str) -> dict[str, Any]:
+    return stackferry("migrate", clouds_yaml, project, workdir, *extra)
+
+
+def api_calls(report: dict[str, Any]) -> str:
+    """An apply report's API calls, on one line: cloud, service, method and count."""
+    return ", ".join(
+        f"{c['cloud']} {c['service']} {c['method']} {c['calls']}" for c in report["api_calls"]
+    )
+
+
+def rate(nbytes: int, seconds: float) -> str:
+    return f"{nbytes / seconds / (1024 * 1024):8.1f} MiB/s" if seconds else "       - MiB/s"

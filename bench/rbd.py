@@ -16,8 +16,6 @@ usage: python -m bench.rbd [--gib N]   (the lab: python -m devcloud up --ceph)
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -27,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from bench.measure import migrate, run_measured
+from bench.measure import api_calls, migrate, rate, stackferry
 from devcloud.ceph import Cluster
 from devcloud.lab import Lab
 from devcloud.layout import DESTINATION, SOURCE
@@ -74,25 +72,8 @@ def raw_pipe(src: Cluster, dst: Cluster, volume_id: str) -> float:
     return seconds
 
 
-def sync(clouds_yaml: Path, project: str, workdir: Path, settings: Path) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "stackferry.cli", "sync", "--src", SOURCE.name, "--dst",
-            DESTINATION.name, "--project", project, "--workdir", str(workdir), "--ceph",
-            str(settings), "-q"]  # fmt: skip
-    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds_yaml))
-    code, wall, rss = run_measured(argv, env, workdir.with_suffix(".sync.log"))
-    if code != 0:
-        sys.exit(f"sync failed:\n{workdir.with_suffix('.sync.log').read_text()}")
-    reports = sorted((workdir / "reports").glob("apply-*.json"))
-    report = json.loads(reports[-1].read_text())
-    return {"wall": wall, "rss_mib": rss, "report": report}
-
-
 def transfer(run: dict[str, Any], label: str) -> dict[str, Any]:
     return dict(next(t for t in run["report"]["transfers"] if t["transfer"] == label and t["ok"]))
-
-
-def rate(nbytes: int, seconds: float) -> str:
-    return f"{nbytes / seconds / MIB:8.1f} MiB/s" if seconds else "       - MiB/s"
 
 
 def line(what: str, seconds: float, nbytes: int, extra: str = "") -> None:
@@ -136,10 +117,10 @@ def main() -> None:
             purge_project_named(clouds_yaml, DESTINATION, name)
             full = migrate(clouds_yaml, name, root / "full", *skip, "--ceph", str(settings))
             purge_project_named(clouds_yaml, DESTINATION, name)
-            warm1 = sync(clouds_yaml, name, root / "warm", settings)
+            warm1 = stackferry("sync", clouds_yaml, name, root / "warm", "--ceph", str(settings))
             changed = size // 20
             write_random(lab, src, volume_id, size // 3, changed)
-            warm2 = sync(clouds_yaml, name, root / "warm", settings)
+            warm2 = stackferry("sync", clouds_yaml, name, root / "warm", "--ceph", str(settings))
             cutover = migrate(clouds_yaml, name, root / "warm", *skip, "--ceph", str(settings))
             purge_project_named(clouds_yaml, DESTINATION, name)
             raw = raw_pipe(src, dst, volume_id)
@@ -169,11 +150,7 @@ def main() -> None:
                          ("cutover", cutover))
         ))  # fmt: skip
         for label, run in (("API path", api), ("RBD full", full)):
-            calls = ", ".join(
-                f"{c['cloud']} {c['service']} {c['method']} {c['calls']}"
-                for c in run["report"]["api_calls"]
-            )
-            print(f"API calls, {label} apply: {calls}")
+            print(f"API calls, {label} apply: {api_calls(run['report'])}")
     finally:
         purge_project_named(clouds_yaml, DESTINATION, name)
         purge_tenant(tenant)

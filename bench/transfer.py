@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.measure import migrate
+from bench.measure import api_calls, migrate, rate
 from devcloud.lab import Lab
 from devcloud.layout import DESTINATION, SOURCE
 from devcloud.seed import connect
@@ -66,10 +66,6 @@ def raw_pipe(clouds_yaml: Path, source_image: str, size: int) -> float:
     if upload.returncode or landed.get("size") != size:
         sys.exit(f"raw pipe failed: {landed}")
     return seconds
-
-
-def rate(nbytes: int, seconds: float) -> str:
-    return f"{nbytes / seconds / MIB:8.1f} MiB/s"
 
 
 def main() -> None:
@@ -122,11 +118,7 @@ def main() -> None:
             f"volume run {vols['rss_mib']:.0f} MiB"
         )
         for name, run in (("image", images), ("volume", vols)):
-            calls = ", ".join(
-                f"{c['cloud']} {c['service']} {c['method']} {c['calls']}"
-                for c in run["report"]["api_calls"]
-            )
-            print(f"API calls, {name} apply: {calls}")
+            print(f"API calls, {name} apply: {api_calls(run['report'])}")
     finally:
         purge_project_named(clouds_yaml, DESTINATION, tenant.project_name)
         purge_tenant(tenant)
