@@ -112,10 +112,6 @@ class CephSettings:
     source: CephAccess | None = None
     destination: CephAccess | None = None
 
-    @property
-    def complete(self) -> bool:
-        return self.source is not None and self.destination is not None
-
     @classmethod
     def load(cls, path: Path | None) -> CephSettings:
         """The ``--ceph`` file: per role (source, destination), the cluster's ceph.conf,

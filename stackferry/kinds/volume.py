@@ -12,10 +12,13 @@ it exists (so a killed run's leftovers are removed by the next run):
 
 A volume cinder keeps on Ceph in the source, going to a volume type on Ceph in the destination,
 takes the RBD path instead when the operator gave stackferry both clusters (``--ceph``): the
-destination volume is created empty through cinder under its temporary name (cinder owns it),
-a snapshot of the source's image is sent into its image (``rbd export-diff | import-diff``),
-both images are hashed at that snapshot and compared, the snapshots go, and it is named as
-above. The plan says which path each volume takes, and why.
+destination volume is created empty through cinder (cinder owns it) under a name that says
+which source volume it follows (``stackferry-tmp-sync-ID``), a snapshot of the source's image
+is sent into its image (``rbd export-diff | import-diff``) in passes - warm ones while the
+source is in use (``stackferry sync``), each only what changed since the last, the journal
+keeping where they are - then, at the cutover, a last pass, both images hashed at its
+snapshot and compared, the snapshots gone, and the volume named as above. The plan says which
+path each volume takes, and why.
 
 A destination volume therefore carries its real name only once its bytes verified: a volume
 with that name is complete, whatever happened to the run that made it.

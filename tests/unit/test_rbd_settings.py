@@ -25,13 +25,13 @@ def test_settings_name_each_side_cluster_pool_and_backends(tmp_path: Path) -> No
         f"destination: {{conf: {conf}, pool: vols, backends: [ceph]}}\n"
     )
     settings = CephSettings.load(path)
-    assert settings.complete
+    assert settings.source is not None and settings.destination is not None
     assert settings.source == CephAccess(conf, "volumes", frozenset({"ceph", "rbd-2"}),
                                          None, "cinder")  # fmt: skip
     assert settings.destination is not None and settings.destination.client == "admin"
     assert settings.destination.image("v-1") == "vols/volume-v-1"
     assert settings.destination.argv("info")[:5] == ["rbd", "--conf", str(conf), "--id", "admin"]
-    assert CephSettings.load(None).complete is False
+    assert CephSettings.load(None) == CephSettings(None, None)
 
 
 @pytest.mark.parametrize(
