@@ -5,6 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
+# Debian's Chromium, headless, for the tests that look at a page in a real browser
+# (tests/browser.py): installed when missing, without the desktop it recommends.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  echo "apt-get install chromium fonts-dejavu-core" >&2
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    chromium fonts-dejavu-core >/dev/null
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ from openstack import exceptions
 
 from devcloud.lab import Lab
 from devcloud.tenants import Tenant, unique_name
+from stackferry.ops.usage.chart import PALETTE
+from tests.browser import assert_chart_renders
 from tests.cloud.waits import wait_for, wait_status
 
 ALIVE_SECONDS = 20  # both servers run this long; then one is deleted
@@ -173,6 +176,11 @@ def test_usage_archive_matches_the_servers_lifetimes(
 
     html = (out / "usage.html").read_text()
     assert all(name in html for name in names) and "<svg" in html and "<script" not in html
+    # drawn by a real browser (headless Chromium): not blank, and the one project's bars on
+    # it in their colour, the palette's first
+    assert_chart_renders(out / "usage.html", tmp_path / "usage.png")
+    fills = re.findall(r'<rect [^>]*fill="([^"]*)"', html)
+    assert fills and set(fills) == {PALETTE[0]}, fills
     written = "".join(p.read_text() for p in out.rglob("*") if p.is_file())
     admin = yaml.safe_load(lab.paths.clouds_yaml.read_text())["clouds"]["c1"]["auth"]
     assert admin["password"] not in written and source_tenant.password not in written

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import struct
+import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from stackferry.errors import StackferryError
 from stackferry.ops.usage.chart import Series, bar_chart, nice_ceiling, render_html, series
 from stackferry.ops.usage.present import SdkPresent
 from stackferry.ops.usage.projects import resolve_projects
+from tests.browser import assert_chart_renders, decode_png
 from tests.unit.test_usage import FakePresent, Instance, ModelNova, t
 
 SCRIPT_NAME = "<script>alert('x')</script>"
@@ -308,6 +312,93 @@ def test_axes_end_at_round_values_written_plainly() -> None:
     chart = bar_chart("x", "h", ["a", "b"], [Series("p", "#000", {"a": 9000.0, "b": 100.0})])
     assert [tick["text"] for tick in chart.ticks] == ["0", "2,500", "5,000", "7,500", "10,000"]
     assert [bar["h"] for bar in chart.bars] == [198.0, 2.2]  # 220 px for 10,000
+
+
+# ---- the page in a browser (tests/browser.py: headless Chromium, a screenshot) -----------------
+
+
+def test_the_written_page_renders_in_a_browser(cloud: PagingNova, tmp_path: Path) -> None:
+    out = tmp_path / "archive"
+    result = invoke(
+        *("--all-projects", "--since", "2024-01-15", "--until", "2024-03-02"),
+        *("--out", str(out)),
+    )
+    assert result.exit_code == 0, result.output
+    shot = assert_chart_renders(out / "usage.html", tmp_path / "usage.png")
+    # both projects' bars: web (PALETTE[0], most hours) in January and February, beta's 36 h
+    # on top in February (PALETTE[1])
+    assert shot.count("#4e79a7") >= 46 * 200 and shot.count("#f28e2b") >= 46 * 14
+
+
+def test_the_browser_check_fails_on_a_blank_page_or_one_without_its_bars(tmp_path: Path) -> None:
+    projects = [project_doc("p1", "alpha", [10.0, 30.0]), project_doc("p2", "beta", [5.0, 0])]
+    html = render_html(page_summary(projects), projects)
+    shown = tmp_path / "shown.html"
+    shown.write_text(html)
+    assert_chart_renders(shown, tmp_path / "shown.png")  # the page itself passes
+    blank = tmp_path / "blank.html"  # the same page, drawn as nothing: a white screenshot
+    blank.write_text(html.replace("<body>", '<body style="display: none">'))
+    with pytest.raises(AssertionError, match=r"blank: 1200x900, 1 colours, 0 non-white"):
+        assert_chart_renders(blank, tmp_path / "blank.png")
+    chartless = tmp_path / "chartless.html"
+    chartless.write_text(re.sub(r"<svg\b.*?</svg>", "", html, flags=re.DOTALL))
+    with pytest.raises(AssertionError, match="no bar"):  # nothing to look for: no browser
+        assert_chart_renders(chartless, tmp_path / "chartless.png")
+    hidden = tmp_path / "hidden.html"  # the bars are there, the browser draws none of them
+    hidden.write_text(html.replace("</head>", "<style>rect { visibility: hidden }</style></head>"))
+    with pytest.raises(AssertionError, match="bars not drawn"):
+        assert_chart_renders(hidden, tmp_path / "hidden.png")
+    linked = tmp_path / "linked.html"
+    linked.write_text(html.replace("</head>", '<link rel="icon" href="http://10.0.0.1/i">'))
+    with pytest.raises(AssertionError, match="elsewhere"):
+        assert_chart_renders(linked, tmp_path / "linked.png")
+
+
+def _png(width: int, rows: list[bytes], colour_type: int) -> bytes:
+    """A PNG of ``rows`` (raw pixels), row ``y`` filtered with filter ``y % 5``: each kind."""
+    bpp = 3 if colour_type == 2 else 4
+
+    def paeth(a: int, b: int, c: int) -> int:
+        p = a + b - c
+        pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+        return a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+
+    data, prev = bytearray(), bytes(len(rows[0]))
+    for y, row in enumerate(rows):
+        kind = y % 5
+        data.append(kind)
+        for i, x in enumerate(row):
+            a, b, c = (row[i - bpp] if i >= bpp else 0), prev[i], (prev[i - bpp] if i >= bpp else 0)
+            guess = (0, a, b, (a + b) >> 1, paeth(a, b, c))[kind]
+            data.append((x - guess) & 0xFF)
+        prev = row
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, len(rows), 8, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(data)))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("colour_type", [2, 6])
+def test_screenshots_are_decoded_whatever_the_row_filters(colour_type: int) -> None:
+    bpp = 3 if colour_type == 2 else 4
+    width, height = 7, 10
+    pixels = [
+        [bytes(((x * 37 + y * 91) % 256, (x * y * 13) % 256, 255 - x * 30)) for x in range(width)]
+        for y in range(height)
+    ]
+    rows = [b"".join(p + (b"\x80" if bpp == 4 else b"") for p in line) for line in pixels]
+    shot = decode_png(_png(width, rows, colour_type))
+    assert (shot.width, shot.height) == (width, height)
+    assert shot.colours == Counter(p for line in pixels for p in line)
+    assert shot.count("#" + pixels[3][5].hex()) >= 1
 
 
 # ---- what the other services tell now -----------------------------------------------------------
