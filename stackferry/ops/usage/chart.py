@@ -98,10 +98,14 @@ def bar_chart(title: str, unit: str, steps: Sequence[str], lines: Sequence[Serie
     top_value = nice_ceiling(
         max((sum(s.values.get(label, 0.0) for s in lines) for label in steps), default=0.0)
     )
+    # The step names under the axis slant left from their bar: the first must fit (~5 px a
+    # character across, on a 40 degree slant), with hours ("2026-12-02 18:00") longer than months.
+    left = max(LEFT, round(max((len(s) for s in steps), default=0) * 6.0 - bar / 2 + 8))
     chart = Chart(
         title,
         unit,
-        width=LEFT + plot_width + RIGHT,
+        left=left,
+        width=left + plot_width + RIGHT,
         height=TOP + PLOT_HEIGHT + BOTTOM,
         legend=list(lines),
         plot_width=plot_width,
@@ -116,7 +120,7 @@ def bar_chart(title: str, unit: str, steps: Sequence[str], lines: Sequence[Serie
             height = value * scale
             chart.bars.append(
                 {
-                    "x": LEFT + i * bar + (1 if bar > 4 else 0),
+                    "x": left + i * bar + (1 if bar > 4 else 0),
                     "y": round(TOP + PLOT_HEIGHT - base - height, 2),
                     "w": bar - (2 if bar > 4 else 0),
                     "h": round(height, 2),
@@ -132,7 +136,7 @@ def bar_chart(title: str, unit: str, steps: Sequence[str], lines: Sequence[Serie
     for i, label in enumerate(steps):
         if i % every == 0:
             chart.labels.append(
-                {"x": LEFT + i * bar + bar / 2, "y": TOP + PLOT_HEIGHT + 12, "text": label}
+                {"x": left + i * bar + bar / 2, "y": TOP + PLOT_HEIGHT + 12, "text": label}
             )
     return chart
 
