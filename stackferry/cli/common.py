@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import click
 import openstack
 from openstack import exceptions as sdk_exceptions
 from rich.text import Text
@@ -85,6 +86,8 @@ def handles_errors(func: F) -> F:
             if debugging():
                 raise
             fail("interrupted: re-run the same command to continue where it stopped", 130)
+        except click.ClickException:
+            raise  # a usage error: click prints it with the command's usage, exit 2
         except Exception as exc:
             if debugging():
                 raise

@@ -2,122 +2,51 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
 
 import click
-from openstack import exceptions as sdk_exceptions
 
 from stackferry import __version__
 from stackferry.cli import render
 from stackferry.cli.common import (
-    ADMIN_HINT,
     EXIT_FAILED,
     enable_debug,
     handles_errors,
-    request_of,
 )
+from stackferry.cli.finish import finish
 from stackferry.cli.images import images
+from stackferry.cli.options import (
+    F,
+    Target,
+    load_workdir,
+    mapping_option,
+    on_cloud,
+    regex,
+    selection_options,
+    verbose_option,
+    verify_document,
+    workdir_option,
+)
 from stackferry.cli.servers import hosts, servers
 from stackferry.cli.usage import usage
-from stackferry.cloud.connection import CallCounter, api_message, connect
+from stackferry.cloud.connection import CallCounter, connect
 from stackferry.data.archive import Archive
+from stackferry.data.bundle import BundleReader
 from stackferry.data.rbd import CephSettings
 from stackferry.data.transfer import DataPlane
-from stackferry.engine import run
+from stackferry.engine import bundles, run
 from stackferry.engine.apply import State
 from stackferry.engine.context import Tenant
 from stackferry.engine.journal import Journal
-from stackferry.engine.kind import Kind
-from stackferry.engine.mapping import Mapping
 from stackferry.engine.plan import Adoption
 from stackferry.engine.registry import Registry
 from stackferry.engine.workdir import Workdir, published_schema
-from stackferry.errors import CloudError
 from stackferry.kinds.catalog import registry as make_registry
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-@contextlib.contextmanager
-def on_cloud(label: str) -> Iterator[None]:
-    """A cloud that refuses a read (HTTP 401/403) is named, with what stackferry needs."""
-    try:
-        yield
-    except sdk_exceptions.HttpException as exc:
-        if exc.status_code not in (401, 403):
-            raise
-        raise CloudError(
-            f"cloud {label}: refused{request_of(exc)} ({api_message(exc)}). {ADMIN_HINT}"
-        ) from None
-
-
-def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise click.BadParameter(f"{value!r} is not a regular expression: {exc}") from None
-    return value
-
-
-def workdir_option(func: F) -> F:
-    return click.option(
-        "--workdir",
-        type=click.Path(path_type=Path, file_okay=False),
-        default=Path("stackferry-work"),
-        show_default=True,
-        help="Folder of the exported files, journal and reports.",
-    )(func)
-
-
-def selection_options(func: F) -> F:
-    func = click.option(
-        "--only",
-        multiple=True,
-        metavar="KIND",
-        help="Only these kinds (repeat; e.g. networks, subnets).",
-    )(func)
-    return click.option("--skip", multiple=True, metavar="KIND", help="Skip these kinds.")(func)
-
-
-# The mapping file's switches, also given as flags: (flag, switch, help).
-SWITCH_FLAGS = (
-    ("--new-mac", "new_macs", "Ports get MAC addresses of their own (clouds sharing a "
-     "layer 2); the mapping file's new_macs: true."),
-    ("--boot-from-volume", "boot_from_volume", "Image-backed servers boot from a new volume "
-     "holding their root disk; the mapping file's boot_from_volume: true."),
-)  # fmt: skip
-
-
-def mapping_option(func: F) -> F:
-    """--mapping, and the switches as flags, handed to the command as one ``switches`` set.
-    Give the same to plan, apply and verify: they describe the destination wanted."""
-
-    @functools.wraps(func)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        switches = frozenset(s for flag, s, _ in SWITCH_FLAGS if kwargs.pop(s))
-        return func(*args, switches=switches, **kwargs)
-
-    for flag, switch, text in reversed(SWITCH_FLAGS):
-        command = click.option(flag, switch, is_flag=True, help=text)(command)
-    return cast(
-        F,
-        click.option(
-            "--mapping",
-            type=click.Path(path_type=Path, exists=True, dir_okay=False),
-            default=None,
-            help="YAML file renaming projects, domains, users, networks, AZs, flavors.",
-        )(command),
-    )
 
 
 def _filter_names(wd: Workdir, include: str | None, exclude: str | None, keep: set[str]) -> None:
@@ -153,24 +82,24 @@ def cli(debug: bool) -> None:
         enable_debug()
 
 
-def tenant_options(func: F) -> F:
+def tenant_options(func: F, project_required: bool = True) -> F:
     """The tenant to read and the name filters: shared by export and migrate."""
     for option in reversed(
         (
-            click.option("--project", required=True, help="Project (tenant) to move."),
+            click.option("--project", required=project_required, help="Project (tenant) to move."),
             click.option(
                 "--domain", default="Default", show_default=True, help="The project's domain."
             ),
             click.option(
                 "--include",
                 metavar="REGEX",
-                callback=_regex,
+                callback=regex,
                 help="Only resources whose name matches.",
             ),
             click.option(
                 "--exclude",
                 metavar="REGEX",
-                callback=_regex,
+                callback=regex,
                 help="Leave out resources whose name matches.",
             ),
         )
@@ -179,24 +108,14 @@ def tenant_options(func: F) -> F:
     return func
 
 
-@dataclass
-class Target:
-    """Where a workdir goes, and how: shared by plan, apply, verify and migrate."""
-
-    dst: str
-    workdir: Path
-    mapping: Path | None
-    only: tuple[str, ...]
-    skip: tuple[str, ...]
-    adopt: tuple[str, ...] = ()
-    switches: frozenset[str] = frozenset()
-    ceph: Path | None = None  # --ceph: the clusters, for volumes' RBD path
-
-    def kinds(self, reg: Registry) -> list[Kind]:
-        return reg.select(self.only, self.skip)
-
-    def load_mapping(self, reg: Registry) -> Mapping:
-        return Mapping.load(self.mapping, reg, self.switches)
+def bundle_option(func: F) -> F:
+    return click.option(
+        "--bundle",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="A bundle made by `export --bundle`: the workdir (and, if made --with-data, the "
+        "bytes) come from it, and no source cloud is needed.",
+    )(func)
 
 
 @cli.command()
@@ -204,6 +123,18 @@ class Target:
 @tenant_options
 @workdir_option
 @selection_options
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the workdir into this one compressed file (.tar.zst), to carry to a "
+    "destination that cannot reach the source; plan, apply and migrate take it as --bundle.",
+)
+@click.option(
+    "--with-data",
+    is_flag=True,
+    help="With --bundle: the bytes of the images and volumes go into it too (read once).",
+)
 @handles_errors
 def export(
     src: str,
@@ -214,9 +145,17 @@ def export(
     workdir: Path,
     only: tuple[str, ...],
     skip: tuple[str, ...],
+    bundle: Path | None,
+    with_data: bool,
 ) -> None:
-    """Read the tenant from the source cloud and write it to the workdir."""
-    _export(src, Tenant(project, domain), include, exclude, workdir, only, skip, CallCounter())
+    """Read the tenant from the source cloud and write it to the workdir (and a bundle)."""
+    if with_data and bundle is None:
+        raise click.UsageError("--with-data goes with --bundle FILE")
+    if bundle is not None and bundle.exists() and bundle.is_dir():
+        raise click.BadParameter(f"{bundle} is a folder: give a file's path", param_hint="--bundle")
+    counter = CallCounter()
+    _export(src, Tenant(project, domain), include, exclude, workdir, only, skip, counter,
+            bundle, with_data)  # fmt: skip
 
 
 def _export(
@@ -228,13 +167,16 @@ def _export(
     only: tuple[str, ...],
     skip: tuple[str, ...],
     counter: CallCounter,
+    bundle: Path | None = None,
+    with_data: bool = False,
 ) -> None:
     reg = make_registry()
     kinds = reg.select(only, skip)
+    keeps = reg.selected_resources(only, skip)
     conn = connect(src, counter, "source")
     notes: list[str] = []
     with on_cloud(src):
-        wd = run.export(reg, conn, tenant, kinds, workdir, src, notes)
+        wd = run.export(reg, conn, tenant, kinds, workdir, src, notes, keeps)
     for note in notes:
         render.warn(note)
     tenant_kinds = {k.name for k in reg.ordered if k.defines_tenant}
@@ -243,15 +185,24 @@ def _export(
         wd.save(reg, tenant, src, kinds)
     counts = ", ".join(f"{len(v)} {reg[k].plural}" for k, v in wd.resources.items() if v)
     render.say(f"exported {counts or 'nothing'} from {src} to {workdir}")
-
-
-def _load(workdir: Path, reg: Registry) -> Workdir:
-    wd = Workdir.load(workdir, reg)
-    for path in wd.unknown_files:
-        render.warn(
-            f"{path} is not one of this workdir's kinds (left by an earlier export?): ignored"
-        )
-    return wd
+    if bundle is None:
+        return
+    header = {
+        "tenant": {"name": tenant.name, "domain": tenant.domain},
+        "exported_from": src,
+        "kinds": [k.name for k in kinds if not k.lookup_only],
+    }
+    with on_cloud(src):
+        made = run.bundle(wd, bundle, kinds, conn, with_data, header)
+    for left in made.left_out:
+        render.warn(f"{left}: its bytes are not bundled (apply it with --src, from the source)")
+    size = bundle.stat().st_size
+    data = (
+        f", the bytes of {made.resources_with_bytes} resource(s) ({render.size(made.data_bytes)})"
+        if with_data
+        else ""
+    )
+    render.say(f"bundle {bundle}: {made.files} workdir file(s){data}; {render.size(size)}")
 
 
 @cli.command()
@@ -259,7 +210,7 @@ def _load(workdir: Path, reg: Registry) -> Workdir:
 @handles_errors
 def validate(workdir: Path) -> None:
     """Check the workdir's files against their schema."""
-    wd = _load(workdir, make_registry())
+    wd = load_workdir(workdir, make_registry())
     total = sum(len(v) for v in wd.resources.values())
     render.say(f"{workdir}: valid ({total} resources)")
 
@@ -285,17 +236,28 @@ def _plan(
     target: Target, counter: CallCounter, options: dict[str, str] | None = None
 ) -> tuple[Registry, Workdir, run.Planned]:
     reg = make_registry()
-    wd = _load(target.workdir, reg)
+    reader = _unbundle(target) if target.bundle else None
+    wd = load_workdir(target.workdir, reg)
     mapping = target.load_mapping(reg)
     adopt = Adoption.parse(reg, [*target.adopt, *mapping.adopt])
     kinds = target.kinds(reg)
     conn = connect(target.dst, counter, "destination")
-    data = DataPlane(ceph=CephSettings.load(target.ceph))
+    data = DataPlane(ceph=CephSettings.load(target.ceph), bundle=reader)
     with on_cloud(target.dst):
-        planned = run.plan(reg, wd, conn, kinds, mapping, adopt, target.dst, options or {}, data)
+        planned = run.plan(
+            reg, wd, conn, kinds, mapping, adopt, target.dst, options or {}, data, target.keeps(reg)
+        )
     for note in planned.ctx.notes:
         render.warn(note)
     return reg, wd, planned
+
+
+def _unbundle(target: Target) -> BundleReader:
+    """The bundle checked through, and its workdir files put into the workdir."""
+    assert target.bundle is not None
+    reader = BundleReader(target.bundle)
+    bundles.unpack(reader, target.workdir)
+    return reader
 
 
 def ceph_option(func: F) -> F:
@@ -328,6 +290,7 @@ def adopt_option(func: F) -> F:
 @selection_options
 @adopt_option
 @ceph_option
+@bundle_option
 @handles_errors
 def plan(
     dst: str,
@@ -340,9 +303,10 @@ def plan(
     skip: tuple[str, ...],
     adopt: tuple[str, ...],
     ceph: Path | None,
+    bundle: Path | None,
 ) -> None:
     """Compare the workdir with the destination and show what apply would do."""
-    target = Target(dst, workdir, mapping, only, skip, adopt, switches, ceph)
+    target = Target(dst, workdir, mapping, only, skip, adopt, switches, ceph, bundle)
     _, _, planned = _plan(target, CallCounter())
     if fmt == "json":
         click.echo(render.plan_json(planned.plan))
@@ -400,7 +364,7 @@ def _apply(
             "earlier run stopped; the plan above accounts for them"
         )
     with render.StepProgress(planned.plan, how.quiet, data_bytes) as progress:
-        data = DataPlane(source, archive, progress, planned.ctx.data.ceph)
+        data = DataPlane(source, archive, progress, planned.ctx.data.ceph, planned.ctx.data.bundle)
         try:
             outcome = run.apply(reg, planned, journal, how.parallel, progress, data, how.partial)
         except BaseException:
@@ -497,15 +461,6 @@ def apply_options(func: F) -> F:
     return click.option("-q", "--quiet", is_flag=True, help="No progress, only summaries.")(func)
 
 
-def verbose_option(func: F) -> F:
-    return click.option(
-        "-v",
-        "--verbose",
-        is_flag=True,
-        help="Every resource's action and result, and verify's ID map (else: in the report).",
-    )(func)
-
-
 @cli.command()
 @click.option("--dst", required=True, metavar="CLOUD", help="Destination cloud.")
 @click.option(
@@ -515,6 +470,7 @@ def verbose_option(func: F) -> F:
 @mapping_option
 @selection_options
 @apply_options
+@bundle_option
 @handles_errors
 def apply(
     dst: str,
@@ -533,9 +489,12 @@ def apply(
     verbose: bool,
     cutover: str,
     ceph: Path | None,
+    bundle: Path | None,
 ) -> None:
     """Carry out the plan: create and update what differs; safe to re-run at any time."""
-    target = Target(dst, workdir, mapping, only, skip, adopt, switches, ceph)
+    if bundle is not None and src is not None:
+        raise click.UsageError("--bundle replaces --src: the bytes come from the bundle")
+    target = Target(dst, workdir, mapping, only, skip, adopt, switches, ceph, bundle)
     how = Run(parallel, dry_run, quiet, partial, archive, verbose, cutover)
     ok = _apply(target, how, CallCounter(), src)
     sys.exit(0 if ok else EXIT_FAILED)
@@ -543,7 +502,7 @@ def apply(
 
 def _verify(target: Target, src: str | None, counter: CallCounter, verbose: bool = False) -> bool:
     reg = make_registry()
-    wd = _load(target.workdir, reg)
+    wd = load_workdir(target.workdir, reg)
     assert wd.tenant is not None
     kinds = [k for k in target.kinds(reg) if k.name in wd.resources]
     source = wd.resources
@@ -555,16 +514,10 @@ def _verify(target: Target, src: str | None, counter: CallCounter, verbose: bool
     conn = connect(target.dst, counter, "destination")
     with on_cloud(target.dst):
         mapping = target.load_mapping(reg)
-        result = run.verify(reg, source, mapping, conn, wd.tenant, kinds)
+        result = run.verify(reg, source, mapping, conn, wd.tenant, kinds, target.keeps(reg))
     text = render.verification_text(result)
     shown = text if verbose else render.verification_text(result, with_id_map=False)
-    document = {
-        "equal": result.equal,
-        "compared": result.compared,
-        "differences": [d.__dict__ for d in result.differences],
-        "id_map": result.id_map,
-    }
-    path = run.write_report(wd, "verify", document, text)
+    path = run.write_report(wd, "verify", verify_document(result), text)
     render.say(shown)
     render.say(f"report: {path} (and {path.with_suffix('.txt').name})")
     return result.equal
@@ -594,19 +547,20 @@ def verify(
 
 
 @cli.command()
-@click.option("--src", required=True, metavar="CLOUD", help="Source cloud.")
+@click.option("--src", metavar="CLOUD", help="Source cloud (or --bundle).")
 @click.option("--dst", required=True, metavar="CLOUD", help="Destination cloud.")
-@tenant_options
+@functools.partial(tenant_options, project_required=False)
 @click.option("--calls", is_flag=True, help="Print the API calls made, by service and method.")
 @workdir_option
 @mapping_option
 @selection_options
 @apply_options
+@bundle_option
 @handles_errors
 def migrate(
-    src: str,
+    src: str | None,
     dst: str,
-    project: str,
+    project: str | None,
     domain: str,
     include: str | None,
     exclude: str | None,
@@ -625,15 +579,25 @@ def migrate(
     verbose: bool,
     cutover: str,
     ceph: Path | None,
+    bundle: Path | None,
 ) -> None:
     """Export, plan, apply and verify in one go: the everyday command. Re-run it after any
-    failure or interruption; it continues where the last run stopped."""
+    failure or interruption; it continues where the last run stopped. With --bundle (made
+    by `export --bundle`), from the bundle alone: no source cloud."""
+    if bundle is not None and (src or project or include or exclude):
+        raise click.UsageError(
+            "--bundle replaces --src, --project, --include and --exclude: the bundle holds "
+            "the exported tenant (choose kinds with --only/--skip)"
+        )
+    if bundle is None and not (src and project):
+        raise click.UsageError("give --src and --project (or --bundle FILE)")
     counter = CallCounter()
-    target = Target(dst, workdir, mapping, only, skip, adopt, switches, ceph)
+    target = Target(dst, workdir, mapping, only, skip, adopt, switches, ceph, bundle)
     CephSettings.load(ceph)  # broken ceph settings: refused before reading
     target.load_mapping(make_registry())  # a broken mapping file: refused before reading
     make_registry().select(only, skip)  # so are contradicting --only/--skip
-    _export(src, Tenant(project, domain), include, exclude, workdir, only, skip, counter)
+    if src and project:
+        _export(src, Tenant(project, domain), include, exclude, workdir, only, skip, counter)
     how = Run(parallel, dry_run, quiet, partial, archive, verbose, cutover)
     ok = _apply(target, how, counter, src)
     if not dry_run:
@@ -690,6 +654,7 @@ cli.add_command(images)
 cli.add_command(usage)
 cli.add_command(servers)
 cli.add_command(hosts)
+cli.add_command(finish)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import json
 import time
 from typing import Any
 
+from rich import filesize
 from rich.console import Console, Group
 from rich.progress import (
     BarColumn,
@@ -46,6 +47,11 @@ ACTION_STYLE = {
     "done": "green",
     "failed": "red",
 }
+
+
+def size(nbytes: int) -> str:
+    """``1.1 GB``: how big a file or a transfer is, for a person."""
+    return filesize.decimal(nbytes)
 
 
 def styled(word: str) -> Text:

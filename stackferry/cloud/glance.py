@@ -66,6 +66,9 @@ class Glance:
             image_id, [{"op": "replace", "path": f"/{k}", "value": v} for k, v in values.items()]
         )
 
+    def remove_tag(self, image_id: str, tag: str) -> None:
+        rest(self.proxy, "delete", f"/images/{image_id}/tags/{tag}")
+
     def members(self, image_id: str) -> list[dict[str, Any]]:
         response = rest(self.proxy, "get", f"/images/{image_id}/members")
         return list(response.json()["members"])

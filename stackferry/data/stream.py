@@ -10,6 +10,7 @@ os_hash, computed by glance as it stored them) must match the source's. At most
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import queue
 import threading
@@ -152,8 +153,32 @@ def stream_image(
 ) -> Digests:
     """Copy the bytes of source image ``source_id`` into the queued destination image
     ``destination_id``; raise TransferError unless both ends agree with ``expected``."""
+    with glance_download(source, source_id) as chunks:
+        return stream_chunks(chunks, destination, destination_id, expected, meter, archive)
+
+
+@contextlib.contextmanager
+def glance_download(conn: Connection, image_id: str) -> Iterator[Iterator[bytes]]:
+    """The bytes of image ``image_id``, streamed in CHUNK pieces; the answer closed after."""
+    response = rest(conn.image, "get", f"/images/{image_id}/file", stream=True)
+    try:
+        yield response.iter_content(CHUNK)
+    finally:
+        response.close()
+
+
+def stream_chunks(
+    chunks: Iterator[bytes],
+    destination: Connection,
+    destination_id: str,
+    expected: Fingerprint,
+    meter: Meter,
+    archive: ArchiveWriter | None = None,
+) -> Digests:
+    """Upload ``chunks`` (a source image's bytes, from its glance or from a bundle) into the
+    queued destination image ``destination_id``; raise TransferError unless both ends agree
+    with ``expected``, the source's own record of them."""
     digests = Digests.create(archive is not None)
-    response = rest(source.image, "get", f"/images/{source_id}/file", stream=True)
 
     def arrived(chunk: bytes) -> None:
         digests.update(chunk)
@@ -161,20 +186,17 @@ def stream_image(
             archive.write(chunk)
 
     def outgoing() -> Iterator[bytes]:
-        for chunk in _read_ahead(response.iter_content(CHUNK), arrived):
+        for chunk in _read_ahead(chunks, arrived):
             meter.advance(len(chunk))
             yield chunk
 
-    try:
-        rest(
-            destination.image,
-            "put",
-            f"/images/{destination_id}/file",
-            data=outgoing(),
-            headers={"Content-Type": "application/octet-stream"},
-        )
-    finally:
-        response.close()
+    rest(
+        destination.image,
+        "put",
+        f"/images/{destination_id}/file",
+        data=outgoing(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
     read = digests.fingerprint()
     problems = expected.mismatches(read)
     if problems:

@@ -13,6 +13,11 @@ never something changed without being asked.
 And it says what stackferry changed in the source (a server it stopped for the cutover), with
 what it was before, written before the change: the first record wins, so a re-run never takes
 the state stackferry left for the state the operator had.
+
+Finishing a migration (``stackferry finish``) is recorded too: every marker it takes off a
+destination resource, before it does (from then on the journal is what says the resource is
+stackferry's), every source resource it retires, before it deletes it, and each finish with
+when it ran and what it removed.
 """
 
 from __future__ import annotations
@@ -31,10 +36,15 @@ from stackferry.errors import WorkdirError
 T = TypeVar("T")
 
 SOURCE_CHANGES_QUERY = "SELECT key, before FROM source_changes WHERE restored_at IS NULL"
-OWNED_QUERY = """
-SELECT key FROM steps WHERE action = 'create' AND state IN ('running', 'done', 'failed')
-UNION SELECT key FROM adopted
-"""
+# What says a destination resource is stackferry's, by table: a create a run started, the
+# operator's adoption, a marker stackferry took off (``finish``).
+OWNED_PARTS = (
+    ("steps", "SELECT key FROM steps WHERE action = 'create' AND state IN "
+              "('running', 'done', 'failed')"),
+    ("adopted", "SELECT key FROM adopted"),
+    ("unmarked", "SELECT key FROM unmarked"),
+)  # fmt: skip
+OWNED_QUERY = " UNION ".join(query for _, query in OWNED_PARTS)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -66,6 +76,28 @@ CREATE TABLE IF NOT EXISTS kept (
     value TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS unmarked (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    destination_id TEXT NOT NULL,
+    unmarked_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retired (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS finishes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER REFERENCES runs(id),
+    command TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    removed TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS steps (
     run_id INTEGER NOT NULL REFERENCES runs(id),
     key TEXT NOT NULL,
@@ -84,6 +116,26 @@ CREATE TABLE IF NOT EXISTS steps (
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class FinishRecord:
+    """One ``stackferry finish`` that completed: which (``finish`` or ``retire-source``),
+    when, and what it removed (counts and names, as its report has them)."""
+
+    command: str
+    finished_at: str
+    removed: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FinishState:
+    """What a journal says about finishing, read without writing (for ``--dry-run``)."""
+
+    finishes: list[FinishRecord]
+    temporaries: list[tuple[str, str, str]]  # (key, description, undo), still to remove
+    retiring: set[str]  # keys of source resources whose deletion a retirement started
+    retired: set[str]  # those deleted (or found gone already)
 
 
 @dataclass(frozen=True)
@@ -138,12 +190,42 @@ class Journal:
         """The identities a journal says are stackferry's (made or adopted): for ``plan``."""
 
         def read(db: sqlite3.Connection, tables: set[str]) -> set[str]:
-            if "steps" not in tables:
+            parts = [query for table, query in OWNED_PARTS if table in tables]
+            if not parts:
                 return set()
-            query = OWNED_QUERY if "adopted" in tables else OWNED_QUERY.split("UNION")[0]
-            return {str(row[0]) for row in db.execute(query)}
+            return {str(row[0]) for row in db.execute(" UNION ".join(parts))}
 
         return Journal._read_only(path, read, set())
+
+    @staticmethod
+    def finish_state_at(path: Path) -> FinishState:
+        """Earlier finishes, temporaries not removed yet, retirements started: read-only."""
+
+        def read(db: sqlite3.Connection, tables: set[str]) -> FinishState:
+            finishes, temporaries, retiring, retired = [], [], set(), set()
+            if "finishes" in tables:
+                finishes = [
+                    FinishRecord(str(c), str(at), json.loads(r))
+                    for c, at, r in db.execute(
+                        "SELECT command, finished_at, removed FROM finishes ORDER BY id"
+                    )
+                ]
+            if "temporaries" in tables:
+                temporaries = [
+                    (str(k), str(d), str(u))
+                    for k, d, u in db.execute(
+                        "SELECT key, description, undo FROM temporaries "
+                        "WHERE removed_at IS NULL ORDER BY recorded_at, rowid"
+                    )
+                ]
+            if "retired" in tables:
+                for key, state in db.execute("SELECT key, state FROM retired"):
+                    retiring.add(str(key))
+                    if state in ("deleted", "gone"):
+                        retired.add(str(key))
+            return FinishState(finishes, temporaries, retiring, retired)
+
+        return Journal._read_only(path, read, FinishState([], [], set(), set()))
 
     @staticmethod
     def source_changes_at(path: Path) -> dict[str, dict[str, Any]]:
@@ -225,6 +307,44 @@ class Journal:
             self._db.executemany(
                 "INSERT OR IGNORE INTO adopted (key, adopted_at) VALUES (?, ?)",
                 [(key, _now()) for key in keys],
+            )
+
+    def unmarking(self, key: str, kind: str, destination_id: str) -> None:
+        """Before stackferry's marker comes off a destination resource: it stays stackferry's
+        through the journal (see ``owned``)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO unmarked (key, kind, destination_id, unmarked_at) "
+                "VALUES (?, ?, ?, ?)",
+                (key, kind, destination_id, _now()),
+            )
+
+    def retiring(self, key: str, kind: str, source_id: str) -> None:
+        """Before a source resource is deleted (``finish --retire-source``). A retirement once
+        started stays recorded: a re-run compares that resource as the workdir has it."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO retired (key, kind, source_id, state, started_at) "
+                "VALUES (?, ?, ?, 'deleting', ?) ON CONFLICT (key) DO UPDATE SET "
+                "state = 'deleting', error = NULL, finished_at = NULL",
+                (key, kind, source_id, _now()),
+            )
+
+    def retired(self, key: str, state: str, error: str | None = None) -> None:
+        """How a deletion ended: ``deleted``, ``gone`` (it was already) or ``failed``, and
+        why."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE retired SET state = ?, error = ?, finished_at = ? WHERE key = ?",
+                (state, error, _now(), key),
+            )
+
+    def finished(self, command: str, removed: dict[str, Any]) -> None:
+        """A finish completed: when, and what it removed."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO finishes (run_id, command, finished_at, removed) VALUES (?, ?, ?, ?)",
+                (self.run_id, command, _now(), json.dumps(removed, sort_keys=True)),
             )
 
     def start_run(self, command: str) -> int:

@@ -14,18 +14,21 @@ A kind is a small class. It declares:
   checked when a kind class is defined;
 
 and implements what is irregular: ``read`` (a whole scope with list calls), ``create``,
-``update``, and where needed ``delete`` (for ``prune_within``), ``find``, ``check``,
-``converge``, ``normalise``, ``conflicting``, ``ownership``. A kind imports the engine; the
-engine imports no kind.
+``update``, and where needed ``delete`` (for ``prune_within``, ``replaceable`` and
+``retire``), ``find``, ``check``, ``converge``, ``normalise``, ``conflicting``, ``ownership``,
+``marked`` and ``unmark`` (stackferry's marker, which ``finish`` takes off), ``retirable``.
+A kind imports the engine; the engine imports no kind.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from stackferry.data.transfer import SourceBytes
 from stackferry.engine.context import Context, Tenant
 from stackferry.engine.model import Params, Resource
 
@@ -223,6 +226,12 @@ class Kind:
     # there is a ``replace`` in the plan (delete, then create), for what stackferry made.
     replaceable: ClassVar[frozenset[str]] = frozenset()
 
+    # ``stackferry finish --retire-source`` deletes this kind's migrated resources from the
+    # source (with ``delete``), once verify found them equal in the destination; a kind left
+    # out (shared or identity things: the project, users, flavors) says why in ``kept_because``.
+    retire: ClassVar[bool] = False
+    kept_because: ClassVar[str] = "shared or identity things are never retired"
+
     # Derived from the fields (and the nested declarations) when the class is defined.
     params_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     refs: ClassVar[tuple[RefSpec, ...]] = ()
@@ -281,6 +290,12 @@ class Kind:
             raise TypeError(f"{where}: immutable names params it lacks: {sorted(unknown)}")
         if cls.replaceable and cls.delete is Kind.delete:
             raise TypeError(f"{where}: replaceable params need delete()")
+        if cls.retire and cls.delete is Kind.delete:
+            raise TypeError(f"{where}: retire needs delete()")
+        if cls.retire and cls.lookup_only:
+            raise TypeError(f"{where}: a lookup-only kind is never retired")
+        if (cls.marked is Kind.marked) != (cls.unmark is Kind.unmark):
+            raise TypeError(f"{where}: marked() and unmark() go together")
         if cls.replaceable - cls.immutable:
             raise TypeError(f"{where}: replaceable params must be immutable ones")
         if cls.optional_service and cls.service is None:
@@ -380,8 +395,25 @@ class Kind:
         raise NotImplementedError
 
     def delete(self, ctx: Context, current: Resource) -> None:
-        """For kinds with ``prune_within`` or ``replaceable``: remove a resource."""
+        """For kinds with ``prune_within``, ``replaceable`` or ``retire``: remove a resource
+        (one already gone may raise openstacksdk's NotFoundException: the caller decides)."""
         raise NotImplementedError
+
+    def retirable(self, resource: Resource) -> str:
+        """For a kind that ``retire``s: why this source resource stays in the source anyway
+        (the project's default security group, a network other projects may use), or "" to
+        retire it. Default: every one is retired."""
+        return ""
+
+    def marked(self, current: Resource) -> bool:
+        """Whether ``current`` (read from the destination) carries stackferry's marker, which
+        ``unmark`` takes off (``stackferry finish``). Default: the kind marks nothing."""
+        return False
+
+    def unmark(self, ctx: Context, current: Resource) -> None:
+        """Take stackferry's marker off ``current``, in ``ctx``'s cloud, leaving everything else
+        as it is; from then on the journal alone says the resource is stackferry's. Default:
+        nothing (the kind marks nothing)."""
 
     def ready(self, current: Resource) -> bool:
         """Whether ``current`` has settled (not BUILD, not PENDING_*): one that has not is
@@ -409,6 +441,15 @@ class Kind:
         a member project that does not exist): each problem blocks the resource in the plan.
         Default: nothing."""
         return []
+
+    def source_bytes(
+        self, ctx: Context, resource: Resource
+    ) -> contextlib.AbstractContextManager[SourceBytes] | None:
+        """For a kind that ``moves_data``, and a bundle made with its data: the resource's
+        bytes as ``ctx``'s cloud (the source) has them, made readable first if need be and
+        tidied up after (a volume's upload to an image). None: this kind's bytes are not
+        bundled (a bundle's apply then blocks its resources). Default: None."""
+        return None
 
     def explain(self, ctx: Context, resource: Resource) -> str:
         """What creating the resource will do, when the plan should say more than "create"

@@ -45,6 +45,12 @@ class Resource:
         return "/".join(text(v) for v in self.identity.values() if v not in (None, ""))
 
     @property
+    def bytes_member(self) -> str:
+        """Where a bundle keeps this resource's bytes: by kind and source ID, which are
+        unique and never need escaping."""
+        return f"data/{self.kind}/{self.id}"
+
+    @property
     def id(self) -> str | None:
         """The resource's ID in the cloud it was read from (destination or source)."""
         value = self.facts.get("id")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import fnmatch
+from collections.abc import Callable, Iterable, Sequence
 
 from stackferry.engine.context import Tenant
 from stackferry.engine.kind import Kind
-from stackferry.engine.model import identity_key
+from stackferry.engine.model import Resource, identity_key
 from stackferry.errors import StackferryError
 
 
@@ -66,10 +67,13 @@ class Registry:
         return done
 
     def select(self, only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Kind]:
-        """Kinds chosen with --only/--skip (names or plurals), plus the lookups they need.
+        """Kinds chosen with --only/--skip (names or plurals), plus the lookups they need;
+        ``KIND:PATTERN`` chooses its kind for --only and leaves it in for --skip (see
+        ``selected_resources``).
         The tenant itself (and what it needs, its domain) comes along with --only, so that a
         selection can still be applied to a destination where the tenant does not exist yet;
         --skip leaves it out explicitly."""
+        only, skip = [_kind_of(n) for n in only], [n for n in skip if ":" not in n]
         unknown = [n for n in [*only, *skip] if n not in self._kinds and not self.by_plural(n)]
         if unknown:
             raise StackferryError(
@@ -92,3 +96,41 @@ class Registry:
                     chosen |= {kind.name} | self.dependencies(kind)
         chosen -= norm(skip)
         return [k for k in self.ordered if k.name in chosen or k.lookup_only]
+
+    def selected_resources(
+        self, only: Sequence[str] = (), skip: Sequence[str] = ()
+    ) -> Callable[[Resource], bool]:
+        """Which resources of the chosen kinds stay: ``--only KIND:PATTERN`` keeps those of
+        KIND whose name matches (shell wildcards; e.g. ``quotas:compute``: one service's
+        limits), ``--skip KIND:PATTERN`` leaves them out; other kinds keep all."""
+        self.select(only, skip)  # unknown kinds are refused as for --only/--skip
+
+        def patterns(entries: Sequence[str], plain_means_all: bool) -> dict[str, list[str]]:
+            found: dict[str, list[str]] = {}
+            whole = {self._name(_kind_of(e)) for e in entries if ":" not in e}
+            for entry in entries:
+                kind, _, pattern = entry.partition(":")
+                name = self._name(kind)
+                if pattern and not (plain_means_all and name in whole):
+                    found.setdefault(name, []).append(pattern)
+            return found
+
+        keep_only, leave = patterns(only, True), patterns(skip, False)
+
+        def keeps(resource: Resource) -> bool:
+            label = resource.label
+            wanted = keep_only.get(resource.kind)
+            if wanted and not any(fnmatch.fnmatchcase(label, p) for p in wanted):
+                return False
+            return not any(fnmatch.fnmatchcase(label, p) for p in leave.get(resource.kind, []))
+
+        return keeps
+
+    def _name(self, name_or_plural: str) -> str:
+        kind = self._kinds.get(name_or_plural) or self.by_plural(name_or_plural)
+        return kind.name if kind else name_or_plural
+
+
+def _kind_of(entry: str) -> str:
+    """The kind of a --only/--skip entry: ``quotas`` or ``quotas:compute``."""
+    return entry.partition(":")[0]

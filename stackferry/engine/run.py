@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from openstack.connection import Connection
 
 from stackferry.cloud.connection import is_admin
 from stackferry.data.transfer import DataPlane
+from stackferry.engine import bundles
 from stackferry.engine.apply import Executor, Outcome, Progress
 from stackferry.engine.context import Context, Kept, SourceChanges, Tenant
 from stackferry.engine.journal import Journal
@@ -78,7 +80,9 @@ def export(
     workdir: Path,
     cloud_label: str,
     notes: list[str] | None = None,
+    keeps: Callable[[Resource], bool] | None = None,
 ) -> Workdir:
+    """``keeps``: which resources of ``kinds`` to write (``--only KIND:PATTERN``)."""
     notes = notes if notes is not None else []
     journal_path = Workdir(workdir).journal_path
     ctx, found = read_tenant(registry, conn, tenant, kinds, cloud_label, journal_path)
@@ -101,9 +105,42 @@ def export(
             "in the source (or skip the kind):\n  " + "\n  ".join(duplicates)
         )
     wd = Workdir(workdir)
-    wd.resources = {k.name: found.get(k.name, []) for k in kinds if not k.lookup_only}
+    keep = keeps or (lambda r: True)
+    wd.resources = {
+        k.name: [r for r in found.get(k.name, []) if keep(r)] for k in kinds if not k.lookup_only
+    }
     wd.save(registry, tenant, cloud_label, kinds)
     return wd
+
+
+def bundle(
+    wd: Workdir,
+    path: Path,
+    kinds: list[Kind],
+    conn: Connection,
+    with_data: bool,
+    header: dict[str, Any],
+) -> bundles.Bundled:
+    """The exported workdir ``wd`` into a bundle; with its bytes read from the source
+    ``conn``, through temporaries journalled (a volume's upload to an image) and removed."""
+    if not with_data:
+        return bundles.write(wd, path, kinds, header)
+    assert wd.tenant is not None
+    ctx = Context(conn, Tenant(wd.tenant.name, wd.tenant.domain), is_admin=is_admin(conn))
+    ctx.data = DataPlane(source=conn)
+    journal = Journal(wd.journal_path)
+    journal.start_run("bundle")
+    ctx.temporaries = Temporaries(journal, {"source": conn})
+    try:
+        done = bundles.write(wd, path, kinds, header, ctx)
+    except BaseException:
+        journal.finish_run("failed")
+        raise
+    finally:
+        ctx.temporaries.clean()
+    journal.finish_run("ok")
+    journal.close()
+    return done
 
 
 @dataclass
@@ -125,14 +162,21 @@ def plan(
     label: str = "",
     options: dict[str, str] | None = None,
     data: DataPlane | None = None,
+    keeps: Callable[[Resource], bool] | None = None,
 ) -> Planned:
     """``data``: what the kinds' checks and explanations may look at (e.g. the ceph
-    settings that choose a volume's path)."""
+    settings that choose a volume's path); ``keeps``: which resources of the workdir the
+    plan is about (``--only KIND:PATTERN``)."""
     assert wd.tenant is not None
     tenant = mapping.tenant(wd.tenant)
     chosen = [k for k in kinds if k.name in wd.resources or k.lookup_only]
+    keep = keeps or (lambda r: True)
     desired = mapping.apply(
-        {k.name: wd.resources.get(k.name, []) for k in chosen if not k.lookup_only},
+        {
+            k.name: [r for r in wd.resources.get(k.name, []) if keep(r)]
+            for k in chosen
+            if not k.lookup_only
+        },
     )
     ctx = Context(
         conn,
@@ -164,6 +208,10 @@ def check(registry: Registry, the_plan: Plan, ctx: Context) -> None:
             continue
         kind = registry[step.resource.kind]
         problems = kind.check(ctx, step.resource)
+        bundle = ctx.data.bundle
+        if bundle is not None and moves_data(registry, step):
+            missing = bundles.missing_bytes(bundle, step.resource)
+            problems = [*problems, missing] if missing else problems
         if problems:
             step.action = Action.BLOCKED
             step.reason = "; ".join(problems)
@@ -225,7 +273,7 @@ def apply(
         planned.ctx.data = data
     journal.adopt(planned.owners.adopted(planned.plan.steps))
     movers = [s for s in planned.plan.steps if moves_data(registry, s)]
-    if movers and planned.ctx.data.source is None:
+    if movers and planned.ctx.data.source is None and planned.ctx.data.bundle is None:
         kinds = sorted({registry[s.resource.kind].plural for s in movers})
         raise StackferryError(
             f"{len(movers)} resource(s) carry data ({movers[0].resource.kind} "
@@ -274,12 +322,18 @@ def verify(
     conn: Connection,
     tenant: Tenant,
     kinds: list[Kind],
+    keeps: Callable[[Resource], bool] | None = None,
 ) -> Verification:
-    """Compare the source's resources (live or from the workdir) with the destination's."""
+    """Compare the source's resources (live or from the workdir) with the destination's;
+    ``keeps``: which resources of ``kinds`` are compared (``--only KIND:PATTERN``)."""
     chosen = [k for k in kinds if not k.lookup_only]
-    desired = mapping.apply({k.name: source.get(k.name, []) for k in chosen})
+    keep = keeps or (lambda r: True)
+    desired = mapping.apply(
+        {k.name: [r for r in source.get(k.name, []) if keep(r)] for k in chosen}
+    )
     target = mapping.tenant(tenant)
     _, found = read_tenant(registry, conn, target, chosen)
+    found = {name: [r for r in items if keep(r)] for name, items in found.items()}
     differences: list[Difference] = []
     id_map: list[dict[str, Any]] = []
     compared = 0

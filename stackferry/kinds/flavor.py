@@ -61,6 +61,7 @@ class Flavor(Kind):
     )
     in_project = False
     mapping_category = "flavors"
+    kept_because = "flavors are the cloud's, shared by its projects"
 
     def read(self, ctx: Context) -> list[Resource]:
         compute = ctx.conn.compute

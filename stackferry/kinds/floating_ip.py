@@ -4,13 +4,15 @@ A destination FIP cannot keep its source address, so it is named by that source 
 FIP stackferry creates carries the tag ``stackferry-src:<source address>``, from which a later
 run (with or without the journal) recognises it. Until the tag is set, the same text stands in
 its description, so a run that stops in between still finds it and never makes a second one.
-Verify reports each source address with its destination address.
+Verify reports each source address with its destination address. ``stackferry finish`` takes
+the marker off and leaves the source-address tag: it is what names the FIP.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from stackferry.cloud.connection import rest
 from stackferry.engine.context import Context
 from stackferry.engine.formats import DESCRIPTION
 from stackferry.engine.kind import MARKER_TAG, Field, Kind
@@ -56,6 +58,17 @@ class FloatingIP(Kind):
         Field("tags", {"type": "array", "items": {"type": "string"}}, attr=None, wire=None),
     )
     mapped_facts = ("floating_ip_address",)
+    retire = True
+
+    def marked(self, current: Resource) -> bool:
+        # ``ours`` is also a FIP made and not yet tagged (``pending``): it has no marker yet.
+        return bool(current.facts.get("ours")) and not current.facts.get("pending")
+
+    def unmark(self, ctx: Context, current: Resource) -> None:
+        rest(ctx.conn.network, "delete", f"/floatingips/{current.cloud_id}/tags/{MARKER_TAG}")
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        ctx.conn.network.delete_ip(current.cloud_id, ignore_missing=False)
 
     def read(self, ctx: Context) -> list[Resource]:
         fips = list(ctx.conn.network.ips(project_id=ctx.project_id))

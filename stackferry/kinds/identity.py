@@ -25,6 +25,7 @@ class Domain(Kind):
     in_project = False
     mapping_category = "domains"
     renamed_exists = False  # created under the new name when it is new
+    kept_because = "a domain is shared: other projects and users may be in it"
 
     def read(self, ctx: Context) -> list[Resource]:
         return [
@@ -82,6 +83,7 @@ class Project(Kind):
     defines_tenant = True
     mapping_category = "projects"
     renamed_exists = False
+    kept_because = "the tenant project itself: delete it yourself once nothing is left in it"
 
     def extra_needs(self, resource: Resource) -> list[str]:
         return [identity_key("domain", {"name": resource.identity["domain"]})]

@@ -12,15 +12,17 @@ so a failed transfer can always delete what it made.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from openstack import exceptions
 
 from stackferry.cloud import sdk
 from stackferry.cloud.glance import Glance
-from stackferry.data.stream import Digests, Fingerprint, TransferError
-from stackferry.data.transfer import transfer
+from stackferry.data.stream import Digests, Fingerprint, TransferError, glance_download
+from stackferry.data.transfer import SourceBytes, transfer
 from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
 from stackferry.engine.kind import (
@@ -181,6 +183,7 @@ class Image(Kind):
     optional_service = True  # a cloud without glance has no images to move
     moves_data = True
     data_params = frozenset({"data"})
+    retire = True
 
     def check(self, ctx: Context, resource: Resource) -> list[str]:
         """Member projects must exist in the destination (under their mapped names)."""
@@ -278,11 +281,23 @@ class Image(Kind):
             ctx.conn,
             image_id,
             Fingerprint(**resource.params["data"]),
+            resource.bytes_member,
             kind="image",
             name=resource.identity["name"],
             source_id=resource.id,
             disk_format=disk_format,
         )
+
+    @contextlib.contextmanager
+    def _bytes(self, ctx: Context, resource: Resource) -> Iterator[SourceBytes]:
+        with glance_download(ctx.conn, str(resource.cloud_id)) as chunks:
+            yield SourceBytes(chunks, Fingerprint(**resource.params["data"]))
+
+    def source_bytes(
+        self, ctx: Context, resource: Resource
+    ) -> contextlib.AbstractContextManager[SourceBytes] | None:
+        """The image's own bytes, checked against glance's record of them as they go."""
+        return self._bytes(ctx, resource) if resource.params.get("data") else None
 
     def converge(self, ctx: Context, resource: Resource, current: Resource, made_here: bool) -> str:
         """An image brought in line (its bytes equal the source's) is the real one: the end
@@ -294,11 +309,26 @@ class Image(Kind):
         return image_id
 
     def delete(self, ctx: Context, current: Resource) -> None:
-        """For a replace: protection first taken off (stackferry set it)."""
+        """For a replace (protection first taken off: stackferry set it), and to retire the
+        source's image."""
         glance = Glance(ctx.conn)
         if glance.get(current.cloud_id).get("protected"):
             glance.set(current.cloud_id, protected=False)
         glance.delete(current.cloud_id)
+
+    def retirable(self, resource: Resource) -> str:
+        visibility = resource.params.get("visibility")
+        if visibility in ("public", "community"):
+            return f"{visibility}: other projects may boot from it"
+        if resource.params.get("members"):
+            return "shared with other projects (its members)"
+        return ""
+
+    def marked(self, current: Resource) -> bool:
+        return bool(current.facts.get("ours"))
+
+    def unmark(self, ctx: Context, current: Resource) -> None:
+        Glance(ctx.conn).remove_tag(current.cloud_id, MARKER_TAG)
 
     def update(
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
@@ -356,10 +386,11 @@ def safe_name(resource: Resource, extension: str) -> str:
 def stream_to_temporary_image(
     ctx: Context, resource: Resource, src_image: dict[str, Any], key: str, folder: str
 ) -> tuple[Digests, str]:
-    """A source image (a volume's upload, a server's snapshot) streamed into a new temporary
-    image of the destination tenant, named like the source one, journalled under ``key``
-    before it exists: a new one for each try (glance takes one upload per image). Returns the
-    digests of the bytes and the new image's ID."""
+    """A source image (a volume's upload, a server's snapshot; or its record in a bundle,
+    which then gives the bytes) streamed into a new temporary image of the destination
+    tenant, named like the source one, journalled under ``key`` before it exists: a new one
+    for each try (glance takes one upload per image). Returns the digests of the bytes and
+    the new image's ID."""
     assert ctx.temporaries is not None
     name, what = str(src_image["name"]), f"{resource.kind} {resource.label}"
     disk_format = src_image.get("disk_format") or "raw"
@@ -385,6 +416,7 @@ def stream_to_temporary_image(
         ctx.conn,
         image_id,
         Fingerprint.of(src_image),
+        resource.bytes_member,
         kind=resource.kind,
         name=resource.identity["name"],
         source_id=resource.id,

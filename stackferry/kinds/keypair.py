@@ -7,10 +7,15 @@ is a conflict.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+from stackferry.cloud.connection import rest
 from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
 from stackferry.engine.kind import Field, Kind
 from stackferry.engine.model import Resource
+
+MICROVERSION = "2.10"  # keypairs of other users (user_id)
 
 
 class Keypair(Kind):
@@ -39,6 +44,7 @@ class Keypair(Kind):
     )
     in_project = False
     mapped_facts = ("fingerprint",)
+    retire = True
 
     def read(self, ctx: Context) -> list[Resource]:
         out = []
@@ -65,3 +71,9 @@ class Keypair(Kind):
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:
         raise NotImplementedError("keypairs cannot change in place")
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        """Another user's keypair, as an admin: by name and user (compute 2.10)."""
+        user_id, _, name = current.cloud_id.partition("/")
+        path = f"/os-keypairs/{quote(name, safe='')}?user_id={quote(user_id, safe='')}"
+        rest(ctx.conn.compute, "delete", path, microversion=MICROVERSION)

@@ -38,6 +38,7 @@ class Network(NeutronKind):
     plural = "networks"
     description = "Neutron networks: MTU, port security, shared, tags, AZ hints, provider"
     sdk_name = "network"
+    collection = "networks"
     identity_schema = {"name": NAME}
     fields = (
         DESCRIBED,
@@ -112,6 +113,26 @@ class Network(NeutronKind):
         if provider.get("segmentation_id") is not None:
             body["provider:segmentation_id"] = provider["segmentation_id"]
         return body
+
+    def retirable(self, resource: Resource) -> str:
+        if resource.params.get("external"):
+            return "an external network: other projects' routers and floating IPs may use it"
+        if resource.params.get("shared"):
+            return "shared: other projects may have ports on it"
+        return ""
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        """Neutron would take the network's subnets along: one that is still there when the
+        network's turn comes (the workdir's go first) is not stackferry's to delete."""
+        net = ctx.conn.network
+        net.get_network(current.cloud_id)  # gone: NotFoundException, as a delete would say
+        others = [s.cidr for s in net.subnets(network_id=current.cloud_id)]
+        if others:
+            raise RuntimeError(
+                f"network {current.label} still has subnet(s) {', '.join(sorted(others))} (not "
+                "the workdir's, or not deleted): left"
+            )
+        super().delete(ctx, current)
 
     def check(self, ctx: Context, resource: Resource) -> list[str]:
         hints = resource.params.get("availability_zone_hints") or []

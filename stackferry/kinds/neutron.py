@@ -2,9 +2,11 @@
 
 A neutron resource is listed by project in one call, created in the project from its
 fields, tagged with stackferry's marker right after the POST (neutron takes no tags in it),
-and updated with one PUT of the fields that changed. A kind here declares ``sdk_name``
-(openstacksdk's ``networks()``, ``create_network()``, ``update_network()``,
-``get_network()``...) and its fields; what is irregular goes in the few hooks below.
+and updated with one PUT of the fields that changed; ``stackferry finish`` takes the marker
+off again (one DELETE of the tag), and ``finish --retire-source`` deletes the source's. A
+kind here declares ``sdk_name`` (openstacksdk's ``networks()``, ``create_network()``,
+``update_network()``, ``get_network()``...) and its fields; what is irregular goes in the few
+hooks below.
 """
 
 from __future__ import annotations
@@ -12,9 +14,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from stackferry.cloud.connection import rest
 from stackferry.engine.context import Context
 from stackferry.engine.formats import DESCRIPTION, NAME
-from stackferry.engine.kind import Field, Kind, has_marker, with_marker, without_marker
+from stackferry.engine.kind import (
+    MARKER_TAG,
+    Field,
+    Kind,
+    has_marker,
+    with_marker,
+    without_marker,
+)
 from stackferry.engine.model import Params, Resource
 
 # Fields several neutron kinds have, declared once.
@@ -57,6 +67,14 @@ class NeutronKind(Kind):
     tagged: ClassVar[bool] = True
     # The API extension the kind needs, when it is not core (a cloud without it has none).
     extension: ClassVar[str | None] = None
+    # Neutron's collection in URLs ("security-groups"), for the tags API: a tagged kind has one.
+    collection: ClassVar[str] = ""
+    retire = True  # the tenant's own: deleted from the source once migrated and verified
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__ and cls.tagged and not cls.collection:
+            raise TypeError(f"kind {cls.__name__}: a tagged neutron kind names its collection")
 
     # --- the irregular parts, each optional --------------------------------------------
 
@@ -156,3 +174,14 @@ class NeutronKind(Kind):
     def tags_of(self, resource: Resource) -> list[str]:
         """The tags as written: the resource's own, and our marker."""
         return with_marker(resource.params)
+
+    def marked(self, current: Resource) -> bool:
+        return self.tagged and bool(current.facts.get("ours"))
+
+    def unmark(self, ctx: Context, current: Resource) -> None:
+        """Our marker off, the resource's own tags left as they are."""
+        path = f"/{self.collection}/{current.cloud_id}/tags/{MARKER_TAG}"
+        rest(ctx.conn.network, "delete", path)
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        getattr(ctx.conn.network, f"delete_{self.sdk_name}")(current.cloud_id, ignore_missing=False)

@@ -52,6 +52,7 @@ class Port(NeutronKind):
     plural = "ports"
     description = "Neutron ports, free-standing and servers' (MAC and addresses kept, groups)"
     sdk_name = "port"
+    collection = "ports"
     identity_fields = ("network", "mac_address")
     identity_schema = {"mac_address": {"type": "string", "format": "mac-address"}}
     fields = (
@@ -147,6 +148,15 @@ class Port(NeutronKind):
 
     def naming(self, resource: Resource) -> dict[str, Any]:
         return {"mac_address": resource.identity["mac_address"]}  # its name is a param
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        """Never a port a server still uses (its server goes first, when it goes)."""
+        port = ctx.conn.network.get_port(current.cloud_id)  # gone: NotFoundException
+        if port.device_id and str(port.device_owner or "").startswith("compute:"):
+            raise RuntimeError(
+                f"port {current.label} is still attached to server {port.device_id}: left"
+            )
+        super().delete(ctx, current)
 
     def more_body(
         self, ctx: Context, resource: Resource, names: set[str], creating: bool

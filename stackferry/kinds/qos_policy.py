@@ -36,6 +36,7 @@ class QosPolicy(NeutronKind):
     plural = "qos_policies"
     description = "Neutron QoS policies with their rules"
     sdk_name = "qos_policy"
+    collection = "qos/policies"
     extension = "qos"
     identity_schema = {"name": NAME}
     fields = (
@@ -74,6 +75,13 @@ class QosPolicy(NeutronKind):
         if not self.has_extension(ctx):
             return []
         return list(ctx.conn.network.qos_policies(project_id=ctx.project_id))
+
+    def retirable(self, resource: Resource) -> str:
+        return (
+            "shared: other projects' networks and ports may use it"
+            if resource.params.get("shared")
+            else ""
+        )
 
     def more_params(self, ctx: Context, obj: Any) -> Params:
         rules = [{k: v for k, v in r.items() if k not in NOT_PORTABLE} for r in obj.rules or []]

@@ -72,6 +72,7 @@ class Quota(Kind):
         ),
     )
     other_params = {"type": "integer", "minimum": -1}  # every limit the service has
+    kept_because = "the project's limits: they go with the project"
     nested_mappings = (("volume_types[].type", "volume_types"),)
     gates_tenant = True
 

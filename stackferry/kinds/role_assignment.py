@@ -7,7 +7,7 @@ migrate groups), assignments inherited to subprojects and domain-scoped ones are
 from __future__ import annotations
 
 from stackferry.cloud import sdk
-from stackferry.cloud.roles import grant_project_role
+from stackferry.cloud.roles import grant_project_role, revoke_project_role
 from stackferry.engine.context import Context
 from stackferry.engine.kind import Field, Kind
 from stackferry.engine.model import Resource
@@ -46,6 +46,7 @@ class RoleAssignment(Kind):
         for part in ("user", "role", "project")
     )
     in_project = False
+    retire = True  # revoked: the user and the role stay
 
     def read(self, ctx: Context) -> list[Resource]:
         out = []
@@ -75,3 +76,7 @@ class RoleAssignment(Kind):
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:
         raise NotImplementedError("role assignments have nothing to update")
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        project_id, user_id, role_id = current.cloud_id.split("/")
+        revoke_project_role(ctx.conn, project_id, user_id, role_id)

@@ -7,8 +7,11 @@ not migrated; the external network is named through the mapping's ``external_net
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
+
+from openstack import exceptions
 
 from stackferry.engine.context import Context
 from stackferry.engine.formats import NAME
@@ -39,6 +42,7 @@ class Router(NeutronKind):
     plural = "routers"
     description = "Neutron routers: external gateway, interfaces (same addresses), static routes"
     sdk_name = "router"
+    collection = "routers"
     identity_schema = {"name": NAME}
     fields = (
         DESCRIBED,
@@ -175,6 +179,20 @@ class Router(NeutronKind):
                 self._add_interface(ctx, router_id, interface)
         if want_routes != kept:
             ctx.conn.network.update_router(router_id, routes=want_routes)
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        """Static routes, then every interface (their ports go with them), then the gateway,
+        then the router: neutron refuses to delete a router that has interfaces."""
+        net, router_id = ctx.conn.network, current.cloud_id
+        router = net.get_router(router_id)  # gone: NotFoundException, as a delete would say
+        if router.routes:  # they pin the interfaces their next hops go through
+            net.update_router(router_id, routes=[])
+        for port in net.ports(device_id=router_id, device_owner=list(INTERFACE_OWNERS)):
+            with contextlib.suppress(exceptions.NotFoundException):  # went meanwhile
+                net.remove_interface_from_router(router_id, port=port.id)
+        if router.external_gateway_info:
+            net.update_router(router_id, external_gateway_info={})
+        super().delete(ctx, current)
 
     @staticmethod
     def _add_interface(ctx: Context, router_id: str, interface: dict[str, Any]) -> None:

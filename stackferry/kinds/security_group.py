@@ -111,6 +111,7 @@ class SecurityGroup(NeutronKind):
     plural = "security_groups"
     description = "Neutron security groups (the project's default group is matched by name)"
     sdk_name = "security_group"
+    collection = "security-groups"
     identity_schema = {"name": NAME}
     fields = (
         DESCRIBED,
@@ -126,6 +127,11 @@ class SecurityGroup(NeutronKind):
         if current.identity["name"] == DEFAULT_GROUP and not current.facts.get("ours"):
             return Ownership.WITH_TENANT
         return super().ownership(current)
+
+    def retirable(self, resource: Resource) -> str:
+        if resource.identity["name"] == DEFAULT_GROUP:
+            return "the project's own default group: it goes with the project"
+        return ""
 
     def converge(self, ctx: Context, resource: Resource, current: Resource, made_here: bool) -> str:
         if made_here:  # the create's answer was lost: neutron's own rules may still be in it
@@ -235,6 +241,12 @@ class SecurityGroupRule(Kind):
     )
     replaceable = frozenset({"remote_ip_prefix", "description"})
     prune_within = "security_group"
+    retire = True
+
+    def retirable(self, resource: Resource) -> str:
+        if resource.identity["security_group"] == DEFAULT_GROUP:
+            return "a rule of the project's default group, which stays with the project"
+        return ""
 
     def read(self, ctx: Context) -> list[Resource]:
         # Rules are listed inside their groups: a rule an admin added to the tenant's group

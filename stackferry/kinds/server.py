@@ -65,6 +65,7 @@ from stackferry.kinds.image import stream_to_temporary_image
 TMP_PREFIX = "stackferry-tmp-"
 BUILD_SECONDS = 600.0
 ATTACH_MICROVERSION = "2.85"  # PUT os-volume_attachments with delete_on_termination
+TAGS_MICROVERSION = "2.26"  # servers' tags API
 # In the metadata of a root volume made by --boot-from-volume: the source server's ID.
 ROOT_VOLUME_KEY = "stackferry_root_disk_of"
 # One public key at a time under a name for the operator.
@@ -246,6 +247,7 @@ class Server(Kind):
     ready_timeout = BUILD_SECONDS
     claims = ("volume",)  # the root volume --boot-from-volume made
     remapped_by = frozenset({"boot_from_volume"})
+    retire = True
 
     def remap_params(
         self, before: dict[str, Any], resource: Resource, switches: frozenset[str]
@@ -644,3 +646,11 @@ class Server(Kind):
 
     def delete(self, ctx: Context, current: Resource) -> None:
         nova.delete_server(ctx.conn, current.cloud_id, f"server {current.label}", BUILD_SECONDS)
+
+    def marked(self, current: Resource) -> bool:
+        return bool(current.facts.get("ours"))
+
+    def unmark(self, ctx: Context, current: Resource) -> None:
+        """Nova's tags API (2.26): our tag off, the server's own left."""
+        rest(ctx.conn.compute, "delete", f"/servers/{current.cloud_id}/tags/{MARKER_TAG}",
+             microversion=TAGS_MICROVERSION)  # fmt: skip

@@ -14,6 +14,7 @@ class ServerGroup(Kind):
     plural = "server_groups"
     description = "Nova server groups (policy and rules)"
     identity_schema = {"name": {**NAME, "minLength": 1}}
+    retire = True
     fields = (  # nova cannot change a group in place
         Field(
             "policy",
@@ -45,3 +46,6 @@ class ServerGroup(Kind):
     def create(self, ctx: Context, resource: Resource) -> str:
         body = {"name": resource.identity["name"], **self.create_body(ctx, resource.params)}
         return str(ctx.project_conn().compute.create_server_group(**body).id)
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        ctx.conn.compute.delete_server_group(current.cloud_id, ignore_missing=False)

@@ -22,6 +22,7 @@ class Subnet(NeutronKind):
     plural = "subnets"
     description = "Neutron subnets of the tenant's networks"
     sdk_name = "subnet"
+    collection = "subnets"
     # CIDRs cannot overlap within a network, names can repeat or be empty: CIDR names a subnet.
     identity_fields = ("network", "cidr")
     identity_schema = {"cidr": CIDR}

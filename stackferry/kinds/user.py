@@ -76,6 +76,7 @@ class User(Kind):
     after = ("domain",)
     in_project = False
     mapping_category = "users"
+    kept_because = "an identity: the user may have roles on other projects (its roles here go)"
 
     def read(self, ctx: Context) -> list[Resource]:
         # One list of the tenant's assignments, then one list of users per domain they are in.

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -38,7 +38,8 @@ from openstack.connection import Connection
 from stackferry.cloud import catalog, sdk
 from stackferry.cloud.retry import OPERATIONS, is_transient, wait_until
 from stackferry.data import rbd
-from stackferry.data.stream import Digests, Fingerprint, TransferError
+from stackferry.data.stream import Digests, Fingerprint, TransferError, glance_download
+from stackferry.data.transfer import SourceBytes
 from stackferry.data.volumes import (
     GIB,
     timeout_for,
@@ -60,6 +61,11 @@ TMP_PREFIX = "stackferry-tmp-"
 SUFFIXES = (":src-snapshot", ":src-volume", ":src-image", ":dst-image", ":dst-volume",
             ":check-image")  # fmt: skip
 T = TypeVar("T")
+SOURCE_SUFFIXES = (":src-image", ":src-volume", ":src-snapshot")
+# What a bundle records of the image a volume was uploaded to: its bytes' fingerprint and
+# how to make the destination's image of them.
+IMAGE_RECORD = ("id", "name", "disk_format", "container_format", "size", "checksum",
+                "os_hash_algo", "os_hash_value")  # fmt: skip
 
 
 class Stage(Protocol):
@@ -81,6 +87,18 @@ def _settled(fetch: Callable[[], Any], busy: set[str], what: str) -> None:
     """Wait while the thing is in a state it cannot be deleted in (gone is fine too)."""
     with contextlib.suppress(exceptions.NotFoundException):
         wait_until(fetch, lambda item: item.status not in busy, what, SETTLE_SECONDS)
+
+
+def _gone(fetch: Callable[[], Any], what: str) -> None:
+    """Wait until cinder has deleted it; one it could not delete says so."""
+    with contextlib.suppress(exceptions.NotFoundException):
+        wait_until(
+            fetch,
+            lambda item: item.status not in ("available", "deleting"),
+            f"{what} to be deleted",
+            SETTLE_SECONDS,
+        )
+        raise RuntimeError(f"cinder could not delete {what}: {fetch().status}")
 
 
 @undoes("snapshot_named")
@@ -176,6 +194,7 @@ class Volume(Kind):
     service = "block-storage"
     optional_service = True  # a cloud without cinder has no volumes to move
     moves_data = True
+    retire = True
 
     def read(self, ctx: Context) -> list[Resource]:
         bs = sdk.block_storage(ctx.conn)
@@ -270,16 +289,46 @@ class Volume(Kind):
     def _api_copy(self, ctx: Context, resource: Resource, tmp: str, stage: Stage) -> str:
         """Through the APIs: upload to image, stream, create from image, read back."""
         assert ctx.temporaries is not None
-        readable = stage("source", lambda: self._readable_source(ctx, resource, tmp))
-        src_image = stage("upload to image", lambda: self._upload(ctx, resource, readable, tmp))
+        bundle = ctx.data.bundle
+        if bundle is not None:  # the bytes, and the record of the image they came from
+            src_image = dict(bundle.members[resource.bytes_member].details["image"])
+        else:
+            readable = stage("source", lambda: self._readable_source(ctx, resource, tmp))
+            src_image = stage("upload to image", lambda: self._upload(ctx, resource, readable, tmp))
         digests, dst_image_id = stage("stream", lambda: self._stream(ctx, resource, src_image, tmp))
-        for suffix in (":src-image", ":src-volume", ":src-snapshot"):
+        for suffix in SOURCE_SUFFIXES:
             ctx.temporaries.undo(tmp + suffix)  # the source has served; free its space now
         volume_id = stage(
             "create from image", lambda: self._new_volume(ctx, resource, tmp, dst_image_id)
         )
         stage("read back", lambda: self._read_back(ctx, resource, volume_id, digests, tmp))
         return volume_id
+
+    @contextlib.contextmanager
+    def _bytes(self, ctx: Context, resource: Resource) -> Iterator[SourceBytes]:
+        assert ctx.temporaries is not None
+        tmp, what = f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}", f"volume {resource.label}"
+        try:
+            readable = OPERATIONS.run(
+                lambda: self._readable_source(ctx, resource, tmp), f"{what}: source"
+            )
+            src_image = OPERATIONS.run(
+                lambda: self._upload(ctx, resource, readable, tmp), f"{what}: upload to image"
+            )
+            with glance_download(ctx.data.source_conn(), str(src_image["id"])) as chunks:
+                record = {k: src_image.get(k) for k in IMAGE_RECORD}
+                yield SourceBytes(chunks, Fingerprint.of(src_image), {"image": record})
+        finally:
+            for suffix in SOURCE_SUFFIXES:
+                ctx.temporaries.undo(tmp + suffix)
+
+    def source_bytes(
+        self, ctx: Context, resource: Resource
+    ) -> contextlib.AbstractContextManager[SourceBytes] | None:
+        """For a bundle: the volume uploaded to a temporary image of the source (from a
+        temporary snapshot when in use: crash-consistent), that image's bytes, then the
+        temporaries removed; the record of the image goes into the bundle with them."""
+        return self._bytes(ctx, resource)
 
     def data_path(self, ctx: Context, resource: Resource) -> tuple[bool, str]:
         """Whether the bytes go cluster to cluster (RBD), and why or why not: decided from
@@ -605,6 +654,27 @@ class Volume(Kind):
         copy = bs.create_volume(name=tmp, size=volume.size, snapshot_id=snapshot.id)
         wait_volume(source, copy.id, {"available"}, f"{what}: copy from snapshot", wait)
         return str(copy.id)
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        """To retire the source's volume: only one no server holds (its servers go first),
+        once it is available; its snapshots first (cinder refuses a volume that has any),
+        each waited for until gone."""
+        bs, volume_id = sdk.block_storage(ctx.conn), current.cloud_id
+        what = f"volume {current.label}"
+        volume = bs.get_volume(volume_id)  # gone: NotFoundException, as a delete would say
+        servers = sorted(str(a.get("server_id")) for a in volume.attachments or [])
+        if servers:
+            raise RuntimeError(f"{what} is attached to server(s) {', '.join(servers)}: left")
+        if volume.status != "available":
+            wait_volume(ctx.conn, volume_id, {"available"}, f"{what} to be available",
+                        SETTLE_SECONDS)  # fmt: skip
+        for snap in list(bs.snapshots(details=True, all_projects=True, volume_id=volume_id)):
+            snap_id = str(snap.id)
+            _settled(partial(bs.get_snapshot, snap_id), {"creating"}, f"snapshot of {what}")
+            bs.delete_snapshot(snap_id, ignore_missing=True)
+            _gone(partial(bs.get_snapshot, snap_id), f"snapshot {snap_id} of {what}")
+        bs.delete_volume(volume_id, ignore_missing=False)
+        _gone(partial(bs.get_volume, volume_id), what)
 
     def update(
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]

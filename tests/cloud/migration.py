@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,23 @@ def leftovers(clouds_yaml: Path) -> list[str]:
         names += [s.name or "" for s in bs.snapshots(all_projects=True)]
         found += [f"{cloud.name}:{n}" for n in names if n.startswith(TMP_PREFIX)]
     return found
+
+
+def kill_when(argv: list[str], clouds_yaml: Path, condition: Callable[[], bool], what: str) -> None:
+    """Run ``argv`` in its own process and SIGKILL it the moment ``condition`` holds."""
+    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds_yaml))
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    killed = False
+    while proc.poll() is None and time.monotonic() < deadline:
+        if condition():
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.2)
+    proc.wait(timeout=60)
+    errors = proc.stderr.read() if proc.stderr else b""
+    assert killed, f"{argv[3:5]} ended (rc {proc.returncode}) before {what}: {errors!r}"
 
 
 def apply_argv(workdir: Path, *extra: str, src: str | None = None) -> list[str]:

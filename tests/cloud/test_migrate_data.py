@@ -6,10 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +24,7 @@ from devcloud.tenants import Tenant, create_tenant, purge_tenant
 from stackferry.cloud import sdk
 from stackferry.kinds.volume import TMP_PREFIX
 from tests.cloud.faults import FaultProxy, Rule
-from tests.cloud.migration import Migration, leftovers, run_cli
+from tests.cloud.migration import Migration, kill_when, leftovers, run_cli
 
 STACKFERRY = [sys.executable, "-m", "stackferry.cli"]
 MIB = 1024 * 1024
@@ -194,25 +191,11 @@ def test_images_and_volumes_migrate_with_bytes_members_and_archive(
 
 def _apply_until(migration: Migration, condition: Callable[[], bool], what: str) -> None:
     """Run apply in its own process and SIGKILL it the moment ``condition`` holds."""
-    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(migration.clouds_yaml))
-    proc = subprocess.Popen(
+    kill_when(
         [*STACKFERRY, "apply", "--src", SOURCE.name, "--dst", DESTINATION.name,
          "--workdir", str(migration.workdir), "-q", "--parallel", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        migration.clouds_yaml, condition, what,
     )  # fmt: skip
-    deadline = time.monotonic() + 600
-    killed = False
-    while proc.poll() is None and time.monotonic() < deadline:
-        if condition():
-            proc.send_signal(signal.SIGKILL)
-            killed = True
-            break
-        time.sleep(0.2)
-    proc.wait(timeout=60)
-    errors = proc.stderr.read() if proc.stderr else b""
-    assert killed, f"apply ended (rc {proc.returncode}) before {what}: {errors!r}"
 
 
 def test_kill_during_image_and_volume_transfers_then_rerun(

@@ -110,3 +110,37 @@ class Item(FakeKind):
 def context(cloud: FakeCloud) -> Context:
     del cloud
     return Context(conn=None, tenant=Tenant("t", "d"))  # type: ignore[arg-type]
+
+
+class ConnKind(Kind):
+    """A kind whose cloud is the context's connection (a FakeCloud), so that one registry
+    reads two clouds, as verify and finish --retire-source do. Its resources carry the
+    marker while ``ours``; ``delete`` of one that is gone says 404, as the clouds do."""
+
+    in_project = False
+
+    @staticmethod
+    def cloud_of(ctx: Context) -> FakeCloud:
+        return ctx.conn  # type: ignore[return-value]
+
+    def read(self, ctx: Context) -> list[Resource]:
+        return [
+            self.resource(o["identity"], dict(o["params"]), i, ctx, ours=o["ours"])
+            for i, o in self.cloud_of(ctx).of_kind(self.name)
+        ]
+
+    def delete(self, ctx: Context, current: Resource) -> None:
+        cloud = self.cloud_of(ctx)
+        with cloud.lock:
+            if current.cloud_id not in cloud.objects:
+                raise exceptions.NotFoundException(message="gone", http_status=404)
+            cloud.writes += 1
+            del cloud.objects[current.cloud_id]
+
+    def marked(self, current: Resource) -> bool:
+        return bool(current.facts.get("ours"))
+
+    def unmark(self, ctx: Context, current: Resource) -> None:
+        cloud = self.cloud_of(ctx)
+        cloud.writes += 1
+        cloud.objects[current.cloud_id]["ours"] = False

@@ -97,6 +97,11 @@ def test_an_unexpected_error_has_no_traceback_unless_debugging(
         (["apply", "--dst", "c", "--parallel", "-1"], "--parallel"),
         (["export", "--src", "c", "--project", "p", "--include", "a["], "regular expression"),
         (["apply", "--dst", "c", "--only", "networks", "--skip", "networks"], "both --only"),
+        (["export", "--src", "c", "--project", "p", "--with-data"], "--with-data goes with"),
+        (["migrate", "--dst", "c"], "give --src and --project (or --bundle FILE)"),
+        (["migrate", "--dst", "c", "--bundle", "b", "--src", "s"], "--bundle replaces"),
+        (["apply", "--dst", "c", "--bundle", "b", "--src", "s"], "--bundle replaces --src"),
+        (["plan", "--dst", "c", "--only", "quotaz:compute"], "unknown kind"),
     ],
 )
 def test_options_are_checked_before_any_cloud_is_contacted(

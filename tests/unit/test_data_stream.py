@@ -165,12 +165,12 @@ def test_archive_keeps_only_verified_files_with_a_checkable_manifest(tmp_path: P
     plane = DataPlane(source=conn(source), archive=archive)
     transfer(
         plane, "ok", "images/ok.raw", "s", conn(FakeGlance()), "d",
-        Fingerprint.of(glance_record(DATA)), kind="image",
+        Fingerprint.of(glance_record(DATA)), "data/image/s", kind="image",
     )  # fmt: skip
     with pytest.raises(TransferError):
         transfer(
             plane, "bad", "images/bad.raw", "bad", conn(FakeGlance(tamper=flip_one_byte)), "d",
-            Fingerprint.of(glance_record(DATA)), kind="image",
+            Fingerprint.of(glance_record(DATA)), "data/image/bad", kind="image",
         )  # fmt: skip
     sha = hashlib.sha256(DATA).hexdigest()
     assert (tmp_path / "images/ok.raw").read_bytes() == DATA
