@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from stackferry.cloud.connection import api_message
 from stackferry.cloud.retry import OPERATIONS, RetryPolicy, wait_until
@@ -59,6 +60,10 @@ class Outcome:
     @property
     def failed(self) -> bool:
         return any(s in (*UNSUCCESSFUL, State.CONFLICT) for s in self.state.values())
+
+
+class BulkFailed(Exception):
+    """A bulk create failed: whatever it made or not, each of its resources goes on its own."""
 
 
 class Vanished(Exception):
@@ -107,11 +112,12 @@ class Executor:
                     step.current.id if step.current else None,
                     step.reason or None,
                 )
-        running: dict[Future[str], Step] = {}
+        running: dict[Future[Any], list[Step]] = {}  # one step, or a bulk create's
         with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="apply") as pool:
             while pending or running:
+                ready: list[Step] = []
                 for key, step in list(pending.items()):
-                    gate = self._gate(step, outcome, pending, running)
+                    gate = self._gate(step, outcome, pending, running, ready)
                     if gate is Gate.WAIT:
                         continue
                     del pending[key]
@@ -128,11 +134,17 @@ class Executor:
                             + (", which did not succeed" if failed else ", not complete yet"),
                         )
                         continue
-                    self.journal.step_started(
-                        step.key, step.resource.kind, step.action, step.resource.id
-                    )
-                    self.progress(step, State.RUNNING)
-                    running[pool.submit(self._perform, step)] = step
+                    ready.append(step)
+                for group in self._batches(ready):
+                    for step in group:
+                        self.journal.step_started(
+                            step.key, step.resource.kind, step.action, step.resource.id
+                        )
+                        self.progress(step, State.RUNNING)
+                    if len(group) == 1:
+                        running[pool.submit(self._perform, group[0])] = group
+                    else:
+                        running[pool.submit(self._perform_many, group)] = group
                 if not running:
                     if pending:  # nothing runs and nothing can start: a dependency cycle
                         for step in pending.values():
@@ -141,25 +153,49 @@ class Executor:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    step = running.pop(future)
+                    group = running.pop(future)
                     try:
-                        destination_id = future.result()
+                        result = future.result()
                     except Progressed as exc:
-                        self._settle(outcome, step, State.PROGRESSED, None, str(exc))
+                        self._settle(outcome, group[0], State.PROGRESSED, None, str(exc))
+                    except BulkFailed:  # each on its own, looking first at what it made
+                        for step in group:
+                            running[pool.submit(self._perform, step, True)] = [step]
                     except Exception as exc:
-                        self._settle(outcome, step, State.FAILED, None, api_message(exc))
+                        self._settle(outcome, group[0], State.FAILED, None, api_message(exc))
                     else:
-                        self._settle(outcome, step, State.DONE, destination_id, None)
+                        ids = result if isinstance(result, list) else [result]
+                        for step, destination_id in zip(group, ids, strict=True):
+                            self._settle(outcome, step, State.DONE, destination_id, None)
+
+    def _batches(self, ready: list[Step]) -> list[list[Step]]:
+        """Steps that may start now: creates of a kind with ``bulk_size`` together, in
+        batches of that size; every other step alone."""
+        alone: list[list[Step]] = []
+        bulk: dict[str, list[Step]] = {}
+        for step in ready:
+            kind = self.registry[step.resource.kind]
+            if kind.bulk_size and step.action == Action.CREATE and step.current is None:
+                bulk.setdefault(kind.name, []).append(step)
+            else:
+                alone.append([step])
+        for name, steps in bulk.items():
+            size = self.registry[name].bulk_size
+            alone += [steps[i : i + size] for i in range(0, len(steps), size)]
+        return alone
 
     def _gate(
         self,
         step: Step,
         outcome: Outcome,
         pending: dict[str, Step],
-        running: dict[Future[str], Step],
+        running: dict[Future[Any], list[Step]],
+        starting: list[Step],
     ) -> Gate:
-        """A resource in conflict exists (only its fields differ): what needs it can go."""
-        in_flight = {s.key for s in running.values()}
+        """A resource in conflict exists (only its fields differ): what needs it can go.
+        ``starting``: steps found ready in this round, not submitted yet."""
+        in_flight = {s.key for group in running.values() for s in group}
+        in_flight |= {s.key for s in starting}
         for key in step.needs:
             state = outcome.state.get(key)
             conflict = state == State.CONFLICT and key not in outcome.destination_id
@@ -169,12 +205,25 @@ class Executor:
                 return Gate.WAIT
         return Gate.GO
 
-    def _perform(self, step: Step) -> str:
+    def _perform_many(self, steps: list[Step]) -> list[str]:
+        """Creates of one kind in one call; if it fails in any way (its answer may be lost
+        after it made them all), BulkFailed: each is then carried out on its own."""
+        kind = self.registry[steps[0].resource.kind]
+        try:
+            ids = kind.create_many(self.ctx, [s.resource for s in steps])
+        except Exception as exc:
+            raise BulkFailed(api_message(exc)) from exc
+        for step, new_id in zip(steps, ids, strict=True):
+            self.ctx.ids.add(kind.name, new_id, step.resource.identity)
+        return [str(i) for i in ids]
+
+    def _perform(self, step: Step, look_first: bool = False) -> str:
         """One step, tried again while it fails in a transient way; before each new try the
-        destination is looked at again, so a write that happened is not repeated."""
+        destination is looked at again, so a write that happened is not repeated
+        (``look_first``: before the first try too, after a bulk create that failed)."""
         kind = self.registry[step.resource.kind]
         attempts = self.policy.tracker(f"{step.action} {kind.name} {step.resource.label}")
-        current, made_here, look = step.current, False, False
+        current, made_here, look = step.current, look_first, look_first
         while True:
             try:
                 if look:  # what the last try left: looked at inside the try, so a read

@@ -219,6 +219,9 @@ class Kind:
     ready_timeout: ClassVar[float] = 600.0
     # Creating a resource of this kind streams bytes from the source (``facts["size"]`` many);
     # so does an update of one of ``data_params``.
+    # Creates of this kind ready at the same time go in one call, this many at most
+    # (``create_many``); 0: one call each.
+    bulk_size: ClassVar[int] = 0
     moves_data: ClassVar[bool] = False
     data_params: ClassVar[frozenset[str]] = frozenset()
 
@@ -298,6 +301,8 @@ class Kind:
             raise TypeError(f"{where}: marked() and unmark() go together")
         if cls.replaceable - cls.immutable:
             raise TypeError(f"{where}: replaceable params must be immutable ones")
+        if cls.bulk_size and cls.create_many is Kind.create_many:
+            raise TypeError(f"{where}: bulk_size needs create_many()")
         if cls.optional_service and cls.service is None:
             raise TypeError(f"{where}: optional_service without a service")
         if cls.lookup_only and cls.fields:
@@ -388,6 +393,13 @@ class Kind:
         """Create the resource (references already resolvable in ``ctx``); return its ID."""
         raise NotImplementedError
 
+
+    def create_many(self, ctx: Context, resources: list[Resource]) -> list[str]:
+        """For a kind with ``bulk_size``: create all of ``resources`` in one call, all or
+        nothing (neutron's bulk POST), and return their IDs in the same order. If the call
+        fails (or its answer is lost), apply carries each one out on its own, looking first
+        at what the call may have made."""
+        raise NotImplementedError
     def update(
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from openstack import exceptions
 
+from stackferry.cloud.connection import rest
 from stackferry.engine.context import Context
 from stackferry.engine.formats import DESCRIPTION, NAME
 from stackferry.engine.kind import Field, Kind, Ownership, has_marker, with_marker
@@ -279,7 +280,28 @@ class SecurityGroupRule(Kind):
             current = {k: v for k, v in current.items() if k != "remote_ip_prefix"}
         return super().changed_fields(desired, current)
 
+    bulk_size = 100  # neutron takes many rules in one POST, all or nothing
+
+    def create_many(self, ctx: Context, resources: list[Resource]) -> list[str]:
+        bodies = [self._body(ctx, r) for r in resources]
+        answer = rest(ctx.conn.network, "post", "/security-group-rules",
+                      json={"security_group_rules": bodies})  # fmt: skip
+        return [str(rule["id"]) for rule in answer.json()["security_group_rules"]]
+
     def create(self, ctx: Context, resource: Resource) -> str:
+        body = self._body(ctx, resource)
+        group_id = str(body["security_group_id"])
+        try:
+            rule = ctx.conn.network.create_security_group_rule(**body)
+        except exceptions.ConflictException:
+            # The rule exists (neutron compares rules as the identity does): use that one.
+            found = self._find(ctx, group_id, resource)
+            if found is None:
+                raise
+            return found
+        return str(rule.id)
+
+    def _body(self, ctx: Context, resource: Resource) -> dict[str, Any]:
         i, p = resource.identity, resource.params
         group_id = str(ctx.resolve("security_group", p["security_group"]))
         body: dict[str, Any] = {
@@ -297,15 +319,7 @@ class SecurityGroupRule(Kind):
         if i.get("remote_address_group"):
             group = p.get("remote_address_group") or {"name": i["remote_address_group"]}
             body["remote_address_group_id"] = ctx.resolve("address_group", group)
-        try:
-            rule = ctx.conn.network.create_security_group_rule(**body)
-        except exceptions.ConflictException:
-            # The rule exists (neutron compares rules as the identity does): use that one.
-            found = self._find(ctx, group_id, resource)
-            if found is None:
-                raise
-            return found
-        return str(rule.id)
+        return body
 
     def _find(self, ctx: Context, group_id: str, resource: Resource) -> str | None:
         group = ctx.conn.network.get_security_group(group_id)

@@ -9,14 +9,15 @@ import pytest
 from openstack import exceptions
 
 from stackferry.engine.apply import Executor
-from stackferry.engine.context import Kept
+from stackferry.engine.context import Context, Kept
 from stackferry.engine.journal import Journal
 from stackferry.engine.kind import Kind, Progressed, RefSpec
 from stackferry.engine.model import Resource, identity_key
 from stackferry.engine.plan import Adoption, Owners, Step, make_plan, read_destination
+from stackferry.engine.read import read_cloud
 from stackferry.engine.registry import Registry
 from stackferry.errors import StackferryError
-from tests.unit.fakes import Box, FakeCloud, Item, context
+from tests.unit.fakes import Box, FakeCloud, FakeKind, Item, context
 
 
 def box(name: str, size: int = 1, colour: str = "red") -> Resource:
@@ -379,7 +380,6 @@ def test_replace_is_a_plan_action_for_what_stackferry_made_and_apply_carries_it_
 
 
 def test_claims_take_what_a_kind_owns_out_of_another_kinds_read() -> None:
-    from stackferry.engine.read import read_cloud
 
     class Case(Box):
         name, plural = "case", "cases"
@@ -397,7 +397,6 @@ def test_claims_take_what_a_kind_owns_out_of_another_kinds_read() -> None:
 
 
 def test_a_kind_whose_optional_service_the_cloud_lacks_is_left_out_with_a_note() -> None:
-    from stackferry.engine.read import read_cloud
 
     class NoServices:
         def has_service(self, service: str) -> bool:
@@ -445,3 +444,115 @@ def test_a_resource_still_building_is_waited_for_before_it_is_changed(tmp_path: 
     assert outcome.state[desired[0].key] == "done"
     assert cloud.objects[made]["params"]["colour"] == "blue"
     assert "building" not in cloud.objects[made]["params"]  # updated only once it settled
+
+
+class Crate(FakeKind):
+    name = "crate"
+    plural = "crates"
+    params_schema = Box.params_schema
+
+
+def test_kinds_are_read_at_once_each_after_what_it_references() -> None:
+    """Box and Crate reference nothing: both reads must be under way at the same time (the
+    barrier waits for two); Item references boxes: it is read once the boxes' IDs are known."""
+    cloud = FakeCloud()
+    box_id = cloud.add("box", {"name": "b"}, {"size": 1})
+    cloud.add("crate", {"name": "c"}, {"size": 2})
+    cloud.add("item", {"box": {"name": "b"}, "name": "i"}, {"box": {"name": "b"}})
+    meeting = threading.Barrier(2)
+    seen: list[str | None] = []
+
+    class MeetingBox(Box):
+        def read(self, ctx: Context) -> list[Resource]:
+            meeting.wait(timeout=5)  # raises BrokenBarrierError if read alone
+            return super().read(ctx)
+
+    class MeetingCrate(Crate):
+        def read(self, ctx: Context) -> list[Resource]:
+            meeting.wait(timeout=5)
+            return super().read(ctx)
+
+    class CheckedItem(Item):
+        def read(self, ctx: Context) -> list[Resource]:
+            seen.append(ctx.ids.id("box", {"name": "b"}))
+            return super().read(ctx)
+
+    kinds: list[Kind] = [MeetingBox(cloud), MeetingCrate(cloud), CheckedItem(cloud)]
+    found = read_cloud(kinds, context(cloud))
+    assert seen == [box_id]
+    assert list(found) == ["box", "crate", "item"]  # in the kinds' order, whatever finished first
+    assert [len(v) for v in found.values()] == [1, 1, 1]
+
+
+def test_a_read_that_fails_fails_the_whole_read() -> None:
+    cloud = FakeCloud()
+
+    class Broken(Crate):
+        def read(self, ctx: Context) -> list[Resource]:
+            raise LookupError("network n-1 is outside the tenant")
+
+    with pytest.raises(StackferryError, match="reading crates in the cloud: network n-1"):
+        read_cloud([Box(cloud), Broken(cloud), Item(cloud)], context(cloud))
+
+
+class BulkItem(Item):
+    """Items neutron-style: many in one call, all or nothing."""
+
+    bulk_size = 3
+    calls: list[int]
+    lose_answer = False  # the call makes them all, then its answer is lost
+    refuse = False  # the call makes nothing
+
+    def create_many(self, ctx: Context, resources: list[Resource]) -> list[str]:
+        self.calls.append(len(resources))
+        if self.refuse:
+            raise exceptions.ConflictException(message="409: one of them exists")
+        self.cloud.writes += 1
+        ids = [self.cloud.add(self.name, r.identity, dict(r.params)) for r in resources]
+        if self.lose_answer:
+            raise exceptions.HttpException(message="502 after the POST", http_status=502)
+        return ids
+
+
+def _bulk(cloud: FakeCloud, **settings: bool) -> BulkItem:
+    kind = BulkItem(cloud)
+    kind.calls = []
+    for name, value in settings.items():
+        setattr(kind, name, value)
+    return kind
+
+
+def test_creates_of_a_bulk_kind_ready_together_go_in_calls_of_its_size(tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    items = _bulk(cloud)
+    desired = [box("b"), *(item("b", f"i{n}") for n in range(5))]
+    _, outcome, _ = run(tmp_path, cloud, desired, box=Box(cloud), item=items)
+    assert not outcome.failed and set(outcome.state.values()) == {"done"}
+    assert sorted(items.calls) == [2, 3]  # five items, batches of three: two calls
+    assert len(cloud.of_kind("item")) == 5
+
+
+def test_a_bulk_create_whose_answer_is_lost_converges_without_duplicates(tmp_path: Path) -> None:
+    """The POST made them all and its answer was lost: each is looked for and found, none
+    is made twice, all are done in the same run, and a re-run has nothing to do."""
+    cloud = FakeCloud()
+    items = _bulk(cloud, lose_answer=True)
+    desired = [box("b"), *(item("b", f"i{n}") for n in range(3))]
+    _, outcome, _ = run(tmp_path, cloud, desired, box=Box(cloud), item=items)
+    assert not outcome.failed and set(outcome.state.values()) == {"done"}
+    assert items.calls == [3]
+    assert sorted(o["identity"]["name"] for _, o in cloud.of_kind("item")) == ["i0", "i1", "i2"]
+    found = {i for i, _ in cloud.of_kind("item")}
+    assert {outcome.destination_id[r.key] for r in desired[1:]} == found
+    cloud.writes = 0
+    _, again, _ = run(tmp_path, cloud, desired, box=Box(cloud), item=_bulk(cloud))
+    assert set(again.state.values()) == {"unchanged"} and cloud.writes == 0
+
+
+def test_a_refused_bulk_create_is_carried_out_one_by_one(tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    items = _bulk(cloud, refuse=True)
+    desired = [box("b"), *(item("b", f"i{n}") for n in range(3))]
+    _, outcome, _ = run(tmp_path, cloud, desired, box=Box(cloud), item=items)
+    assert not outcome.failed and set(outcome.state.values()) == {"done"}
+    assert items.calls == [3] and len(cloud.of_kind("item")) == 3  # made by create(), singly
