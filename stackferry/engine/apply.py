@@ -169,17 +169,18 @@ class Executor:
                             self._settle(outcome, step, State.DONE, destination_id, None)
 
     def _batches(self, ready: list[Step]) -> list[list[Step]]:
-        """Steps that may start now: creates of a kind with ``bulk_size`` together, in
-        batches of that size; every other step alone."""
+        """Steps that may start now: creates of a kind with ``bulk_size`` together (by its
+        ``bulk_group``), in batches of that size; every other step alone."""
         alone: list[list[Step]] = []
-        bulk: dict[str, list[Step]] = {}
+        bulk: dict[tuple[str, str], list[Step]] = {}
         for step in ready:
             kind = self.registry[step.resource.kind]
             if kind.bulk_size and step.action == Action.CREATE and step.current is None:
-                bulk.setdefault(kind.name, []).append(step)
+                group = (kind.name, kind.bulk_group(step.resource))
+                bulk.setdefault(group, []).append(step)
             else:
                 alone.append([step])
-        for name, steps in bulk.items():
+        for (name, _), steps in bulk.items():
             size = self.registry[name].bulk_size
             alone += [steps[i : i + size] for i in range(0, len(steps), size)]
         return alone

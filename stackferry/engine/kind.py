@@ -393,13 +393,18 @@ class Kind:
         """Create the resource (references already resolvable in ``ctx``); return its ID."""
         raise NotImplementedError
 
-
     def create_many(self, ctx: Context, resources: list[Resource]) -> list[str]:
         """For a kind with ``bulk_size``: create all of ``resources`` in one call, all or
         nothing (neutron's bulk POST), and return their IDs in the same order. If the call
         fails (or its answer is lost), apply carries each one out on its own, looking first
         at what the call may have made."""
         raise NotImplementedError
+
+    def bulk_group(self, resource: Resource) -> str:
+        """For ``bulk_size``: creates go in one call only with others of the same group
+        (neutron takes one security group's rules a call). Default: all in one group."""
+        return ""
+
     def update(
         self, ctx: Context, resource: Resource, current: Resource, changed: set[str]
     ) -> None:

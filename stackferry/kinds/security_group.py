@@ -280,7 +280,10 @@ class SecurityGroupRule(Kind):
             current = {k: v for k, v in current.items() if k != "remote_ip_prefix"}
         return super().changed_fields(desired, current)
 
-    bulk_size = 100  # neutron takes many rules in one POST, all or nothing
+    bulk_size = 100  # neutron takes many rules of one group in one POST, all or nothing
+
+    def bulk_group(self, resource: Resource) -> str:
+        return str(resource.identity["security_group"])  # neutron: one group's rules a call
 
     def create_many(self, ctx: Context, resources: list[Resource]) -> list[str]:
         bodies = [self._body(ctx, r) for r in resources]

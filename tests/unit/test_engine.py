@@ -500,10 +500,15 @@ class BulkItem(Item):
 
     bulk_size = 3
     calls: list[int]
+    boxes: list[set[str]]
     lose_answer = False  # the call makes them all, then its answer is lost
     refuse = False  # the call makes nothing
 
+    def bulk_group(self, resource: Resource) -> str:
+        return str(resource.identity["box"])  # as neutron: one group's rules a call
+
     def create_many(self, ctx: Context, resources: list[Resource]) -> list[str]:
+        self.boxes.append({r.identity["box"] for r in resources})
         self.calls.append(len(resources))
         if self.refuse:
             raise exceptions.ConflictException(message="409: one of them exists")
@@ -516,7 +521,7 @@ class BulkItem(Item):
 
 def _bulk(cloud: FakeCloud, **settings: bool) -> BulkItem:
     kind = BulkItem(cloud)
-    kind.calls = []
+    kind.calls, kind.boxes = [], []
     for name, value in settings.items():
         setattr(kind, name, value)
     return kind
@@ -556,3 +561,14 @@ def test_a_refused_bulk_create_is_carried_out_one_by_one(tmp_path: Path) -> None
     _, outcome, _ = run(tmp_path, cloud, desired, box=Box(cloud), item=items)
     assert not outcome.failed and set(outcome.state.values()) == {"done"}
     assert items.calls == [3] and len(cloud.of_kind("item")) == 3  # made by create(), singly
+
+
+def test_bulk_creates_go_together_only_within_their_group(tmp_path: Path) -> None:
+    cloud = FakeCloud()
+    for name in "ab":  # there already: all four items are ready at once
+        cloud.add("box", {"name": name}, {"size": 1, "colour": "red"})
+    items = _bulk(cloud)
+    desired = [box("a"), box("b"), *(item(b, f"i{n}") for b in "ab" for n in range(2))]
+    _, outcome, _ = run(tmp_path, cloud, desired, box=Box(cloud), item=items)
+    assert not outcome.failed and len(cloud.of_kind("item")) == 4
+    assert sorted(map(sorted, items.boxes)) == [["a"], ["b"]]  # one call a box, never mixed
