@@ -33,11 +33,6 @@ class DataPlane:
     ceph: CephSettings = field(default_factory=CephSettings)  # --ceph: the RBD path
     bundle: BundleReader | None = None  # --bundle: the bytes come from it, not the source
 
-    def has_bytes(self, member: str) -> bool:
-        """Whether the bytes of bundle member ``member`` can be had: from the source cloud,
-        or from the bundle if it holds them."""
-        return member in self.bundle if self.bundle is not None else self.source is not None
-
     def source_conn(self) -> Connection:
         if self.source is None:
             raise LookupError("moving data needs the source cloud: give --src")
